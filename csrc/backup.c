@@ -1,0 +1,544 @@
+/*
+** backup.c -- the C core of sqlitebck.
+**
+** Three parts:
+**
+**   1. Symbol binding. The sqlite3_* functions are looked up at run time in
+**      the SQLite library that Python's sqlite3 module already loaded, so
+**      that this extension never brings a second SQLite into the process.
+**
+**   2. The connection handle accessor, for CPython, whose connection object
+**      keeps its "sqlite3 *" right after the object header.
+**
+**   3. The backup loop: a job wraps one sqlite3_backup and copies in steps
+**      whose length is bounded in time, so that the caller regains control
+**      (signals, other threads, progress reports) several times a second
+**      however large the database is. When asked to, the job holds one read
+**      snapshot of the source for the whole copy, so that a busy source
+**      cannot make SQLite restart the copy over and over.
+**
+** Every function returns an SQLite result code unless its comment says
+** otherwise.
+*/
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RTLD_NOLOAD */
+#endif
+
+#include "sqlitebck.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* The SQLite result codes and constants used here (stable ABI). */
+#define SQLITE_OK 0
+#define SQLITE_ERROR 1
+#define SQLITE_BUSY 5
+#define SQLITE_NOMEM 7
+#define SQLITE_MISUSE 21
+#define SQLITE_ROW 100
+#define SQLITE_DONE 101
+#define SQLITE_TXN_WRITE 2
+
+/*
+** Pages copied by one sqlite3_backup_step() call. Large enough that the
+** per-step overhead does not show, small enough that a step on a slow disk
+** stays well inside the time budget of sqlitebck_step().
+*/
+#define SQLITEBCK_CHUNK_PAGES 256
+
+/* Values of sqlitebck_job.pin_at_step besides a step number. */
+#define SQLITEBCK_PIN_NEVER (-1)
+#define SQLITEBCK_PIN_IF_WAL (-2)
+
+/*
+** The SQLite functions this file calls, resolved by sqlitebck_bind().
+** txn_state is optional (SQLite 3.34.0 and later); everything else has been
+** in SQLite since 3.7.15.
+*/
+struct sqlitebck_api {
+  const char *(*libversion)(void);
+  sqlite3_backup *(*backup_init)(sqlite3 *, const char *, sqlite3 *,
+                                 const char *);
+  int (*backup_step)(sqlite3_backup *, int);
+  int (*backup_finish)(sqlite3_backup *);
+  int (*backup_remaining)(sqlite3_backup *);
+  int (*backup_pagecount)(sqlite3_backup *);
+  int (*busy_timeout)(sqlite3 *, int);
+  const char *(*db_filename)(sqlite3 *, const char *);
+  const char *(*errmsg)(sqlite3 *);
+  const char *(*errstr)(int);
+  int (*exec)(sqlite3 *, const char *,
+              int (*)(void *, int, char **, char **), void *, char **);
+  int (*extended_errcode)(sqlite3 *);
+  int (*finalize)(sqlite3_stmt *);
+  void (*free)(void *);
+  int (*get_autocommit)(sqlite3 *);
+  char *(*mprintf)(const char *, ...);
+  int (*prepare_v2)(sqlite3 *, const char *, int, sqlite3_stmt **,
+                    const char **);
+  int (*step)(sqlite3_stmt *);
+  int (*total_changes)(sqlite3 *);
+  int (*txn_state)(sqlite3 *, const char *);
+};
+
+static struct sqlitebck_api sqlitebck_sqlite;
+
+/* One entry of the binding table: a symbol name and where it goes. */
+struct sqlitebck_symbol {
+  const char *name;
+  size_t offset; /* of the function pointer in struct sqlitebck_api */
+  int required;
+};
+
+static const struct sqlitebck_symbol sqlitebck_symbols[] = {
+    {"sqlite3_libversion", offsetof(struct sqlitebck_api, libversion), 1},
+    {"sqlite3_backup_init", offsetof(struct sqlitebck_api, backup_init), 1},
+    {"sqlite3_backup_step", offsetof(struct sqlitebck_api, backup_step), 1},
+    {"sqlite3_backup_finish", offsetof(struct sqlitebck_api, backup_finish),
+     1},
+    {"sqlite3_backup_remaining",
+     offsetof(struct sqlitebck_api, backup_remaining), 1},
+    {"sqlite3_backup_pagecount",
+     offsetof(struct sqlitebck_api, backup_pagecount), 1},
+    {"sqlite3_busy_timeout", offsetof(struct sqlitebck_api, busy_timeout), 1},
+    {"sqlite3_db_filename", offsetof(struct sqlitebck_api, db_filename), 1},
+    {"sqlite3_errmsg", offsetof(struct sqlitebck_api, errmsg), 1},
+    {"sqlite3_errstr", offsetof(struct sqlitebck_api, errstr), 1},
+    {"sqlite3_exec", offsetof(struct sqlitebck_api, exec), 1},
+    {"sqlite3_extended_errcode",
+     offsetof(struct sqlitebck_api, extended_errcode), 1},
+    {"sqlite3_finalize", offsetof(struct sqlitebck_api, finalize), 1},
+    {"sqlite3_free", offsetof(struct sqlitebck_api, free), 1},
+    {"sqlite3_get_autocommit", offsetof(struct sqlitebck_api, get_autocommit),
+     1},
+    {"sqlite3_mprintf", offsetof(struct sqlitebck_api, mprintf), 1},
+    {"sqlite3_prepare_v2", offsetof(struct sqlitebck_api, prepare_v2), 1},
+    {"sqlite3_step", offsetof(struct sqlitebck_api, step), 1},
+    {"sqlite3_total_changes", offsetof(struct sqlitebck_api, total_changes),
+     1},
+    {"sqlite3_txn_state", offsetof(struct sqlitebck_api, txn_state), 0},
+};
+
+/*
+** Resolve every function of struct sqlitebck_api from the SQLite library
+** that is already loaded into the process through LIBRARY: a loaded module
+** file (its dependencies are searched too), or the main program when
+** LIBRARY is 0. Nothing new is ever loaded.
+**
+** Returns SQLITE_OK, or SQLITE_ERROR with a message in ERR (NERR bytes)
+** naming what was tried; on failure the previous binding is kept. This is
+** the one place that knows about the platform's dynamic loader.
+*/
+int sqlitebck_bind(const char *library, char *err, int nerr) {
+  struct sqlitebck_api api;
+  const char *what = library ? library : "the main program";
+  void *lib;
+  size_t i;
+
+  memset(&api, 0, sizeof api);
+  if (library) {
+    lib = dlopen(library, RTLD_NOW | RTLD_NOLOAD);
+  } else {
+    lib = dlopen(0, RTLD_NOW);
+  }
+  if (lib == 0) {
+    const char *why = dlerror();
+    snprintf(err, (size_t)nerr, "%s is not loaded (%s)", what,
+             why ? why : "dlopen failed");
+    return SQLITE_ERROR;
+  }
+  for (i = 0; i < sizeof sqlitebck_symbols / sizeof sqlitebck_symbols[0];
+       i++) {
+    const struct sqlitebck_symbol *s = &sqlitebck_symbols[i];
+    void *f = dlsym(lib, s->name);
+    if (f == 0 && s->required) {
+      snprintf(err, (size_t)nerr, "%s provides no %s", what, s->name);
+      return SQLITE_ERROR;
+    }
+    /* POSIX guarantees that a data pointer can hold a function address. */
+    memcpy((char *)&api + s->offset, &f, sizeof f);
+  }
+  sqlitebck_sqlite = api;
+  return SQLITE_OK;
+}
+
+/*
+** Return sqlite3_libversion() of the bound library. Only valid after
+** sqlitebck_bind() succeeded.
+*/
+const char *sqlitebck_libversion(void) { return sqlitebck_sqlite.libversion(); }
+
+/*
+** Return the "sqlite3 *" stored OFFSET bytes into the object at address
+** OBJECT. For a CPython sqlite3.Connection, OFFSET is the size of the object
+** header. The caller guarantees that OBJECT is a live connection object and
+** checks the accessor against a real connection before trusting it.
+*/
+sqlite3 *sqlitebck_connection_handle(uintptr_t object, size_t offset) {
+  sqlite3 *db;
+  memcpy(&db, (const char *)object + offset, sizeof db);
+  return db;
+}
+
+/* sqlite3_total_changes() of DB, for checking the accessor. */
+int sqlitebck_total_changes(sqlite3 *db) {
+  return sqlitebck_sqlite.total_changes(db);
+}
+
+/* sqlite3_get_autocommit() of DB, for checking the accessor. */
+int sqlitebck_get_autocommit(sqlite3 *db) {
+  return sqlitebck_sqlite.get_autocommit(db);
+}
+
+/* Milliseconds on a monotonic clock. */
+static long long sqlitebck_now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+** Return 1 if the database files named A and B are the same file (same
+** name, or same device and inode, which sees through symbolic and hard
+** links), else 0. An empty or missing name (in-memory and temporary
+** databases) is never the same file as anything.
+*/
+static int sqlitebck_same_file(const char *a, const char *b) {
+  struct stat sa;
+  struct stat sb;
+
+  if (a == 0 || b == 0 || a[0] == 0 || b[0] == 0) {
+    return 0;
+  }
+  if (strcmp(a, b) == 0) {
+    return 1;
+  }
+  if (stat(a, &sa) != 0 || stat(b, &sb) != 0) {
+    return 0;
+  }
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* sqlite3_exec() callback: store the first column of a row as an int. */
+static int sqlitebck_int_column(void *out, int ncol, char **values,
+                                char **names) {
+  (void)names;
+  if (ncol > 0 && values[0]) {
+    *(int *)out = atoi(values[0]);
+  }
+  return 0;
+}
+
+/* sqlite3_exec() callback: set *out when the first column reads "wal". */
+static int sqlitebck_wal_column(void *out, int ncol, char **values,
+                                char **names) {
+  (void)names;
+  if (ncol > 0 && values[0]) {
+    const char *v = values[0];
+    *(int *)out = (v[0] == 'w' || v[0] == 'W') &&
+                  (v[1] == 'a' || v[1] == 'A') &&
+                  (v[2] == 'l' || v[2] == 'L') && v[3] == 0;
+  }
+  return 0;
+}
+
+/*
+** Take over the busy handling of DB for the life of a job: store its busy
+** timeout (milliseconds) in *SAVED and set it to zero, so that a lock held
+** elsewhere returns SQLITE_BUSY at once and the caller's bounded and
+** interruptible retry loop does the waiting. sqlitebck_close() restores it.
+*/
+static int sqlitebck_take_busy(sqlite3 *db, int *saved) {
+  int ms = 0;
+  int rc = sqlitebck_sqlite.exec(db, "PRAGMA busy_timeout",
+                                 sqlitebck_int_column, &ms, 0);
+  if (rc != SQLITE_OK) {
+    return rc;
+  }
+  *saved = ms;
+  sqlitebck_sqlite.busy_timeout(db, 0);
+  return SQLITE_OK;
+}
+
+/*
+** Hold a read transaction on the source schema until the job ends, by
+** leaving a one-row statement on that schema stepped but unfinished. The
+** source connection stays in autocommit mode, so the transactions, commits
+** and rollbacks of its owner are not disturbed, and writes the owner makes
+** through it reach the destination as SQLite's backup carries them.
+**
+** Returns SQLITE_OK; SQLITE_BUSY or SQLITE_LOCKED (extended) when a lock
+** held elsewhere is in the way, to be retried; or another error, explained
+** by sqlite3_errmsg() of the source.
+*/
+static int sqlitebck_pin(sqlitebck_job *job) {
+  sqlite3_stmt *stmt = 0;
+  char *sql;
+  int rc;
+
+  sql = sqlitebck_sqlite.mprintf("PRAGMA \"%w\".schema_version",
+                                 job->src_schema);
+  if (sql == 0) {
+    return SQLITE_NOMEM;
+  }
+  rc = sqlitebck_sqlite.prepare_v2(job->src, sql, -1, &stmt, 0);
+  sqlitebck_sqlite.free(sql);
+  if (rc == SQLITE_OK) {
+    rc = sqlitebck_sqlite.step(stmt);
+    if (rc == SQLITE_ROW) {
+      job->pin = stmt;
+      return SQLITE_OK;
+    }
+    sqlitebck_sqlite.finalize(stmt);
+  }
+  job->errdb = job->src;
+  rc = sqlitebck_sqlite.extended_errcode(job->src);
+  return rc == SQLITE_OK ? SQLITE_ERROR : rc;
+}
+
+/* Release the snapshot taken by sqlitebck_pin(), if any. */
+static void sqlitebck_unpin(sqlitebck_job *job) {
+  if (job->pin) {
+    sqlitebck_sqlite.finalize(job->pin);
+    job->pin = 0;
+  }
+}
+
+/*
+** Take the source snapshot if the job's policy asks for one before the next
+** step. For SQLITEBCK_PIN_IF_WAL the snapshot is taken first, because only a
+** connection that has read the database knows its journal mode, and kept
+** only for a WAL source: there a held snapshot does not block writers.
+*/
+static int sqlitebck_pin_if_due(sqlitebck_job *job) {
+  int rc;
+  int wal = 0;
+  char *sql;
+
+  if (job->pin) {
+    return SQLITE_OK;
+  }
+  if (job->pin_at_step == SQLITEBCK_PIN_IF_WAL) {
+    rc = sqlitebck_pin(job);
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+    sql = sqlitebck_sqlite.mprintf("PRAGMA \"%w\".journal_mode",
+                                   job->src_schema);
+    if (sql == 0) {
+      return SQLITE_NOMEM;
+    }
+    rc = sqlitebck_sqlite.exec(job->src, sql, sqlitebck_wal_column, &wal, 0);
+    sqlitebck_sqlite.free(sql);
+    if (rc != SQLITE_OK) {
+      job->errdb = job->src;
+      return rc;
+    }
+    if (wal) {
+      job->pin_at_step = 0;
+    } else {
+      sqlitebck_unpin(job);
+      job->pin_at_step = SQLITEBCK_PIN_NEVER;
+    }
+    return SQLITE_OK;
+  }
+  if (job->pin_at_step >= 0 && job->steps >= job->pin_at_step) {
+    return sqlitebck_pin(job);
+  }
+  return SQLITE_OK;
+}
+
+/*
+** Start copying schema SRC_SCHEMA of connection SRC over schema DST_SCHEMA
+** of connection DST. PAGES is the batch size the caller will step with:
+** <= 0 means the whole database as one snapshot, which is then held from
+** the first step for a file source (or from the second for an in-memory one,
+** whose single step needs no snapshot); > 0 means an online copy that holds
+** a snapshot only for a WAL source, where it blocks no writer.
+**
+** Refuses, before anything is written, with job->fault set:
+**   SQLITE_ERROR  - DST is inside a transaction;
+**   SQLITE_BUSY   - SRC has a write transaction open on SRC_SCHEMA (SQLite
+**                   would answer SQLITE_BUSY to every step, for ever);
+**   SQLITE_MISUSE - both schemas are the same database file.
+** Other errors come from sqlite3_backup_init() ("unknown database", ...) and
+** are explained by sqlite3_errmsg() of DST. On SQLITE_OK the job must be
+** ended with sqlitebck_close(); on any error there is nothing to end.
+*/
+int sqlitebck_open(sqlitebck_job *job, sqlite3 *src, const char *src_schema,
+                   sqlite3 *dst, const char *dst_schema, int pages) {
+  const char *src_file;
+  int rc;
+
+  memset(job, 0, sizeof *job);
+  job->src = src;
+  job->dst = dst;
+  job->src_busy_ms = -1;
+  job->dst_busy_ms = -1;
+
+  if (!sqlitebck_sqlite.get_autocommit(dst)) {
+    job->fault = "the destination connection is inside a transaction";
+    return SQLITE_ERROR;
+  }
+  if (sqlitebck_sqlite.txn_state &&
+      sqlitebck_sqlite.txn_state(src, src_schema) == SQLITE_TXN_WRITE) {
+    job->fault = "the source connection has a write transaction open; "
+                 "commit or roll it back before copying";
+    return SQLITE_BUSY;
+  }
+  src_file = sqlitebck_sqlite.db_filename(src, src_schema);
+  if (sqlitebck_same_file(src_file,
+                          sqlitebck_sqlite.db_filename(dst, dst_schema))) {
+    job->fault = "source and destination are the same database file";
+    return SQLITE_MISUSE;
+  }
+  job->src_schema = sqlitebck_sqlite.mprintf("%s", src_schema);
+  if (job->src_schema == 0) {
+    return SQLITE_NOMEM;
+  }
+  job->backup = sqlitebck_sqlite.backup_init(dst, dst_schema, src, src_schema);
+  if (job->backup == 0) {
+    sqlitebck_sqlite.free(job->src_schema);
+    job->src_schema = 0;
+    job->errdb = dst;
+    rc = sqlitebck_sqlite.extended_errcode(dst);
+    return rc == SQLITE_OK ? SQLITE_ERROR : rc;
+  }
+
+  /* Only a database file can be locked by someone else; the busy timeout
+  ** is worth taking over (and the source worth pinning before the first
+  ** step) only then. */
+  if (src_file && src_file[0]) {
+    rc = sqlitebck_take_busy(src, &job->src_busy_ms);
+    if (rc == SQLITE_OK) {
+      const char *dst_file = sqlitebck_sqlite.db_filename(dst, dst_schema);
+      if (dst_file && dst_file[0]) {
+        rc = sqlitebck_take_busy(dst, &job->dst_busy_ms);
+      }
+    }
+    job->pin_at_step = pages > 0 ? SQLITEBCK_PIN_IF_WAL : 0;
+  } else {
+    const char *dst_file = sqlitebck_sqlite.db_filename(dst, dst_schema);
+    rc = SQLITE_OK;
+    if (dst_file && dst_file[0]) {
+      rc = sqlitebck_take_busy(dst, &job->dst_busy_ms);
+    }
+    job->pin_at_step = pages > 0 ? SQLITEBCK_PIN_NEVER : 1;
+  }
+  if (rc != SQLITE_OK) {
+    sqlitebck_close(job);
+    return rc;
+  }
+  return SQLITE_OK;
+}
+
+/*
+** Copy one batch of PAGES pages (PAGES <= 0: everything that is left), in
+** steps of at most SQLITEBCK_CHUNK_PAGES, returning early once BUDGET_MS
+** milliseconds have passed. A batch cut short by the budget is continued by
+** the next call; job->batch_left says how much of it is left.
+**
+** Returns SQLITE_DONE when the copy is complete and committed; SQLITE_OK
+** when more is to be copied; SQLITE_BUSY or SQLITE_LOCKED (possibly
+** extended) when a lock held elsewhere stopped it, to be retried unless
+** job->fault is set (the source connection itself holds a write
+** transaction); or another error, which ends the copy.
+*/
+int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
+  long long deadline = sqlitebck_now_ms() + budget_ms;
+  int rc;
+
+  if (job->batch_left <= 0) {
+    job->batch_left = pages > 0 ? pages : INT_MAX;
+  }
+  for (;;) {
+    int n = job->batch_left < SQLITEBCK_CHUNK_PAGES ? job->batch_left
+                                                    : SQLITEBCK_CHUNK_PAGES;
+    int copied = job->pagecount - job->remaining;
+
+    if (sqlitebck_sqlite.txn_state &&
+        sqlitebck_sqlite.txn_state(job->src, job->src_schema) ==
+            SQLITE_TXN_WRITE) {
+      job->fault = "the source connection opened a write transaction during "
+                   "the copy; commit it before the next step";
+      return SQLITE_BUSY;
+    }
+    rc = sqlitebck_pin_if_due(job);
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+    job->errdb = 0;
+    rc = sqlitebck_sqlite.backup_step(job->backup, n);
+    job->remaining = sqlitebck_sqlite.backup_remaining(job->backup);
+    job->pagecount = sqlitebck_sqlite.backup_pagecount(job->backup);
+    if (rc != SQLITE_OK && rc != SQLITE_DONE) {
+      return rc;
+    }
+    job->steps++;
+    /* Without a restart, a step that did not finish moves on by exactly n
+    ** pages; after one, SQLite started again from page 1. */
+    if (rc == SQLITE_OK && copied > 0 &&
+        job->pagecount - job->remaining != copied + n) {
+      job->restarts++;
+    }
+    job->batch_left -= n;
+    if (rc == SQLITE_DONE) {
+      job->batch_left = 0;
+      return SQLITE_DONE;
+    }
+    if (job->batch_left == 0 || sqlitebck_now_ms() >= deadline) {
+      return SQLITE_OK;
+    }
+  }
+}
+
+/*
+** End the job, whatever its state: sqlite3_backup_finish() (which rolls the
+** destination back to its previous content if the copy is not complete),
+** release the source snapshot, give both connections their busy timeouts
+** back. Safe to call twice. Returns the result of sqlite3_backup_finish():
+** SQLITE_OK, or the error that ended the copy.
+*/
+int sqlitebck_close(sqlitebck_job *job) {
+  int rc = SQLITE_OK;
+
+  if (job->backup) {
+    rc = sqlitebck_sqlite.backup_finish(job->backup);
+    job->backup = 0;
+  }
+  sqlitebck_unpin(job);
+  if (job->src_busy_ms >= 0) {
+    sqlitebck_sqlite.busy_timeout(job->src, job->src_busy_ms);
+    job->src_busy_ms = -1;
+  }
+  if (job->dst_busy_ms >= 0) {
+    sqlitebck_sqlite.busy_timeout(job->dst, job->dst_busy_ms);
+    job->dst_busy_ms = -1;
+  }
+  if (job->src_schema) {
+    sqlitebck_sqlite.free(job->src_schema);
+    job->src_schema = 0;
+  }
+  return rc;
+}
+
+/*
+** Return the message that explains result code RC of the job's last call:
+** our own refusal, the message of the connection the error came from, or
+** SQLite's generic text for RC (as sqlite3_backup_step() sets no message).
+*/
+const char *sqlitebck_errmsg(const sqlitebck_job *job, int rc) {
+  if (job->fault) {
+    return job->fault;
+  }
+  if (job->errdb) {
+    return sqlitebck_sqlite.errmsg(job->errdb);
+  }
+  return sqlitebck_sqlite.errstr(rc);
+}

@@ -1,0 +1,240 @@
+"""Copy SQLite databases through SQLite's online backup API.
+
+sqlitebck works on the connections of Python's own :mod:`sqlite3` module and
+calls the very SQLite library that module loaded::
+
+    >>> import sqlite3, sqlitebck
+    >>> src = sqlite3.connect(":memory:")
+    >>> _ = src.execute("CREATE TABLE t(x)")
+    >>> dst = sqlite3.connect(":memory:")
+    >>> sqlitebck.copy(src, dst).pages
+    2
+    >>> dst.execute("SELECT name FROM sqlite_master").fetchall()
+    [('t',)]
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from typing import Any, Callable, NamedTuple
+
+from sqlitebck import _binding
+from sqlitebck._errors import (
+    SQLITE_BUSY,
+    SQLITE_DONE,
+    SQLITE_LOCKED,
+    SQLITE_MISUSE,
+    SQLITE_OK,
+    sqlite_error,
+)
+from sqlitebck._sqlitebck import ffi, lib
+
+__all__ = ["CopyResult", "__version__", "copy", "sqlite_version"]
+
+__version__ = "2.0.0.dev0"
+
+#: Version of the SQLite library in use: always ``sqlite3.sqlite_version``.
+sqlite_version: str = ffi.string(lib.sqlitebck_libversion()).decode()
+
+#: ``progress(status, remaining, total)``, as for ``sqlite3.Connection.backup``.
+Progress = Callable[[int, int, int], object]
+
+_INT_MIN = -(2**31)
+_INT_MAX = 2**31 - 1
+# Longest time one C call copies before returning to Python, so that signals
+# (Ctrl-C), progress reports and timeouts are served several times a second.
+_BUDGET_MS = 50
+# Retry delays while a lock held elsewhere stops the copy: doubling from the
+# first to the last, never past the timeout.
+_BACKOFF_FIRST = 0.001
+_BACKOFF_LAST = 0.05
+
+
+class CopyResult(NamedTuple):
+    """What a finished :func:`copy` did.
+
+    ``pages``: page count of the copied database; ``steps``: backup steps
+    taken; ``restarts``: times SQLite restarted the copy because another
+    connection changed the source; ``elapsed``: seconds the call took.
+    """
+
+    pages: int
+    steps: int
+    restarts: int
+    elapsed: float
+
+
+def copy(
+    source: sqlite3.Connection,
+    dest: sqlite3.Connection,
+    pages: int = 0,
+    sleep: float = 0,
+    *,
+    progress: Progress | None = None,
+    source_name: str = "main",
+    dest_name: str = "main",
+    timeout: float | None = 5.0,
+) -> CopyResult:
+    """Copy database ``source_name`` of ``source`` over ``dest_name`` of ``dest``.
+
+    With ``pages <= 0`` (the default) the destination becomes one consistent
+    snapshot of the source. With ``pages > 0`` the copy goes online, in
+    batches of that many pages with ``sleep`` milliseconds between them, so
+    that other connections can use the source meanwhile.
+
+    ``progress(status, remaining, total)`` is called after every batch (and
+    about every 50 ms of a large unbatched copy), with status ``SQLITE_OK``
+    (0), ``SQLITE_BUSY``/``SQLITE_LOCKED`` while waiting for a lock, and
+    finally ``SQLITE_DONE`` (101) with ``remaining == 0``. An exception from
+    it ends the copy and propagates; the destination then keeps its previous
+    content, except after the final call, which reports a copy already
+    committed.
+
+    While a lock held elsewhere stops the copy, it is retried for up to
+    ``timeout`` seconds (``None``: without limit), then
+    ``sqlite3.OperationalError`` ("database is locked") is raised. A failed
+    or interrupted copy (Ctrl-C included) leaves the destination as it was.
+
+    >>> import sqlite3, sqlitebck
+    >>> src = sqlite3.connect(":memory:")
+    >>> _ = src.execute("CREATE TABLE t(x)")
+    >>> src.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(3)])
+    ... # doctest: +ELLIPSIS
+    <sqlite3.Cursor object at ...>
+    >>> src.commit()
+    >>> dst = sqlite3.connect(":memory:")
+    >>> result = sqlitebck.copy(src, dst, pages=1, sleep=0)
+    >>> result.pages, result.restarts
+    (2, 0)
+    >>> dst.execute("SELECT count(*) FROM t").fetchone()
+    (3,)
+    """
+    started = time.perf_counter()
+    src = _handle(source, "source")
+    dst = _handle(dest, "dest")
+    if source is dest:
+        raise ValueError("source and dest are the same connection")
+    npages = _pages(pages)
+    delay = _sleep(sleep)
+    wait = _timeout(timeout)
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            f"progress must be callable or None, not {type(progress).__name__}"
+        )
+    sname = _schema(source_name, "source_name")
+    dname = _schema(dest_name, "dest_name")
+
+    job = ffi.new("sqlitebck_job *")
+    rc = lib.sqlitebck_open(job, src, sname, dst, dname, npages)
+    if rc != SQLITE_OK:
+        raise _error(job, rc)
+    try:
+        _run(job, npages, delay, wait, progress)
+    except BaseException:
+        lib.sqlitebck_close(job)
+        raise
+    rc = lib.sqlitebck_close(job)
+    if rc != SQLITE_OK:
+        raise _error(job, rc)
+    return CopyResult(
+        job.pagecount, job.steps, job.restarts, time.perf_counter() - started
+    )
+
+
+def _run(
+    job: Any,
+    npages: int,
+    delay: float,
+    wait: float | None,
+    progress: Progress | None,
+) -> None:
+    """Step ``job`` to completion; raise on an error or an expired wait."""
+    step = lib.sqlitebck_step
+    blocked_since: float | None = None
+    backoff = _BACKOFF_FIRST
+    while True:
+        rc = step(job, npages, _BUDGET_MS)
+        if rc in (SQLITE_OK, SQLITE_DONE):
+            blocked_since = None
+            backoff = _BACKOFF_FIRST
+            if progress is not None:
+                progress(rc, job.remaining, job.pagecount)
+            if rc == SQLITE_DONE:
+                return
+            if delay and job.batch_left == 0:
+                time.sleep(delay)
+            continue
+        if rc & 0xFF not in (SQLITE_BUSY, SQLITE_LOCKED) or job.fault:
+            raise _error(job, rc)
+        now = time.monotonic()
+        if blocked_since is None:
+            blocked_since = now
+        left = math.inf if wait is None else blocked_since + wait - now
+        if left <= 0:
+            raise _error(job, rc)
+        if progress is not None:
+            progress(rc, job.remaining, job.pagecount)
+        time.sleep(min(backoff, left))
+        backoff = min(backoff * 2, _BACKOFF_LAST)
+
+
+def _error(job: Any, rc: int) -> Exception:
+    """The exception for result ``rc`` of ``job``, with SQLite's message."""
+    message = ffi.string(lib.sqlitebck_errmsg(job, rc)).decode("utf-8", "replace")
+    if rc == SQLITE_MISUSE and job.fault:
+        return ValueError(message)
+    return sqlite_error(rc, message)
+
+
+def _handle(conn: object, role: str) -> Any:
+    """The ``sqlite3 *`` of connection ``conn``, after the module's own checks."""
+    if not isinstance(conn, sqlite3.Connection):
+        raise TypeError(
+            f"{role} must be a sqlite3.Connection, not {type(conn).__name__}"
+        )
+    # The sqlite3 module checks the connection here: ProgrammingError if it
+    # is closed, or used from another thread than its own.
+    _ = conn.total_changes
+    return _binding.connection_handle(conn)
+
+
+def _pages(pages: object) -> int:
+    if not isinstance(pages, int) or isinstance(pages, bool):
+        raise TypeError(f"pages must be an int, not {type(pages).__name__}")
+    if not _INT_MIN <= pages <= _INT_MAX:
+        raise OverflowError(f"pages={pages} does not fit in a C int")
+    return int(pages)
+
+
+def _sleep(sleep: object) -> float:
+    """Milliseconds between batches, validated, as seconds."""
+    if not isinstance(sleep, (int, float)) or isinstance(sleep, bool):
+        raise TypeError(
+            f"sleep must be a number of milliseconds, not {type(sleep).__name__}"
+        )
+    if not math.isfinite(sleep) or sleep < 0:
+        raise ValueError(f"sleep must be finite and >= 0, not {sleep!r}")
+    return sleep / 1000.0
+
+
+def _timeout(timeout: object) -> float | None:
+    """Seconds to wait for a lock; None (or infinity) for no limit."""
+    if timeout is None:
+        return None
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+        raise TypeError(
+            f"timeout must be a number of seconds or None, not {type(timeout).__name__}"
+        )
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"timeout must be >= 0 or None, not {timeout!r}")
+    return None if math.isinf(timeout) else float(timeout)
+
+
+def _schema(name: object, role: str) -> bytes:
+    if not isinstance(name, str):
+        raise TypeError(f"{role} must be a str, not {type(name).__name__}")
+    if "\0" in name:
+        raise ValueError(f"{role} must not contain NUL characters")
+    return name.encode("utf-8")

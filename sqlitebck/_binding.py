@@ -1,0 +1,110 @@
+"""Binding the extension to the SQLite that the sqlite3 module already uses.
+
+Everything that differs between CPython and PyPy lives here: which module
+file carries SQLite, and how a connection's ``sqlite3 *`` is obtained. Both
+are checked against live connections before anything else uses them; if a
+check fails, importing sqlitebck fails with ImportError rather than ever
+handing SQLite a wrong pointer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import sqlite3
+from typing import Any, Callable
+
+from sqlitebck._sqlitebck import ffi, lib
+
+PYPY = platform.python_implementation() == "PyPy"
+
+# The module whose file holds (or links) the SQLite the sqlite3 module uses.
+_CARRIER = "_sqlite3_cffi" if PYPY else "_sqlite3"
+
+
+def _library_paths() -> list[str | None]:
+    """Where to look for the loaded SQLite, best first; None: the program."""
+    paths: list[str | None] = []
+    try:
+        module = importlib.import_module(_CARRIER)
+    except ImportError:
+        module = None
+    path = getattr(module, "__file__", None)
+    if isinstance(path, str):
+        paths.append(path)
+    paths.append(None)  # a _sqlite3 built into the interpreter
+    return paths
+
+
+def _bind() -> None:
+    err = ffi.new("char[]", 512)
+    tried = []
+    for path in _library_paths():
+        encoded = ffi.NULL if path is None else path.encode()
+        if lib.sqlitebck_bind(encoded, err, len(err)) == 0:
+            version = ffi.string(lib.sqlitebck_libversion()).decode()
+            if version == sqlite3.sqlite_version:
+                return
+            tried.append(
+                f"{path or 'the main program'} has SQLite {version}, but the "
+                f"sqlite3 module uses {sqlite3.sqlite_version}"
+            )
+        else:
+            tried.append(ffi.string(err).decode(errors="replace"))
+    raise ImportError(
+        "sqlitebck could not find the SQLite library of the sqlite3 module: "
+        + "; ".join(tried)
+    )
+
+
+def _cpython_accessor() -> Callable[[sqlite3.Connection], Any]:
+    # pysqlite_Connection keeps "sqlite3 *db" right after PyObject_HEAD, whose
+    # size the interpreter reports as object.__basicsize__.
+    offset = object.__basicsize__
+    handle = lib.sqlitebck_connection_handle
+
+    def accessor(conn: sqlite3.Connection) -> Any:
+        return handle(id(conn), offset)
+
+    return accessor
+
+
+def _pypy_accessor() -> Callable[[sqlite3.Connection], Any]:
+    cast = ffi.cast
+
+    def accessor(conn: sqlite3.Connection) -> Any:
+        return cast("sqlite3 *", conn._db)  # type: ignore[attr-defined]
+
+    return accessor
+
+
+def _verify(accessor: Callable[[sqlite3.Connection], Any]) -> None:
+    """Check the accessor against a live connection; ImportError if wrong."""
+    probe = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        db = accessor(probe)
+        if db == ffi.NULL:
+            raise ImportError("connection handle is NULL")
+        probe.execute("CREATE TABLE t(x)")
+        probe.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(7)])
+        if lib.sqlitebck_total_changes(db) != probe.total_changes:
+            raise ImportError("total_changes disagrees")
+        probe.execute("BEGIN")
+        in_txn = lib.sqlitebck_get_autocommit(db) == 0
+        probe.execute("COMMIT")
+        out_txn = lib.sqlitebck_get_autocommit(db) == 1
+        if not (in_txn and out_txn):
+            raise ImportError("the autocommit flag disagrees")
+    except ImportError as e:
+        raise ImportError(
+            "sqlitebck does not recognise the layout of sqlite3.Connection "
+            f"on this Python ({platform.python_implementation()} "
+            f"{platform.python_version()}): {e}; refusing to use it"
+        ) from None
+    finally:
+        probe.close()
+
+
+_bind()
+connection_handle = _pypy_accessor() if PYPY else _cpython_accessor()
+_verify(connection_handle)

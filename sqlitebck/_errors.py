@@ -1,0 +1,105 @@
+"""SQLite result codes turned into the sqlite3 module's own exceptions.
+
+The class chosen for a result code is the one CPython's and PyPy's sqlite3
+modules choose themselves, and every exception carries ``sqlite_errorcode``
+and ``sqlite_errorname`` as theirs do (Python 3.11+).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SQLITE_OK = 0
+SQLITE_BUSY = 5
+SQLITE_LOCKED = 6
+SQLITE_MISUSE = 21
+SQLITE_DONE = 101
+
+_PRIMARY = (
+    "OK ERROR INTERNAL PERM ABORT BUSY LOCKED NOMEM READONLY INTERRUPT IOERR "
+    "CORRUPT NOTFOUND FULL CANTOPEN PROTOCOL EMPTY SCHEMA TOOBIG CONSTRAINT "
+    "MISMATCH MISUSE NOLFS AUTH FORMAT RANGE NOTADB NOTICE WARNING"
+).split()
+
+# Extended result codes: primary | (n << 8) for the n-th name (from 1).
+_EXTENDED = {
+    "OK": "LOAD_PERMANENTLY SYMLINK",
+    "ERROR": "MISSING_COLLSEQ RETRY SNAPSHOT",
+    "IOERR": (
+        "READ SHORT_READ WRITE FSYNC DIR_FSYNC TRUNCATE FSTAT UNLOCK RDLOCK "
+        "DELETE BLOCKED NOMEM ACCESS CHECKRESERVEDLOCK LOCK CLOSE DIR_CLOSE "
+        "SHMOPEN SHMSIZE SHMLOCK SHMMAP SEEK DELETE_NOENT MMAP GETTEMPPATH "
+        "CONVPATH VNODE AUTH BEGIN_ATOMIC COMMIT_ATOMIC ROLLBACK_ATOMIC DATA "
+        "CORRUPTFS IN_PAGE"
+    ),
+    "LOCKED": "SHAREDCACHE VTAB",
+    "BUSY": "RECOVERY SNAPSHOT TIMEOUT",
+    "CANTOPEN": "NOTEMPDIR ISDIR FULLPATH CONVPATH DIRTYWAL SYMLINK",
+    "CORRUPT": "VTAB SEQUENCE INDEX",
+    "READONLY": "RECOVERY CANTLOCK ROLLBACK DBMOVED CANTINIT DIRECTORY",
+    "ABORT": "ROLLBACK",
+    "CONSTRAINT": (
+        "CHECK COMMITHOOK FOREIGNKEY FUNCTION NOTNULL PRIMARYKEY TRIGGER "
+        "UNIQUE VTAB ROWID PINNED DATATYPE"
+    ),
+    "NOTICE": "RECOVER_WAL RECOVER_ROLLBACK RBU",
+    "WARNING": "AUTOINDEX",
+    "AUTH": "USER",
+}
+
+
+def _names() -> dict[int, str]:
+    names = {code: "SQLITE_" + name for code, name in enumerate(_PRIMARY)}
+    names[100] = "SQLITE_ROW"
+    names[SQLITE_DONE] = "SQLITE_DONE"
+    for primary, suffixes in _EXTENDED.items():
+        base = _PRIMARY.index(primary)
+        for n, suffix in enumerate(suffixes.split(), start=1):
+            names[base | (n << 8)] = f"SQLITE_{primary}_{suffix}"
+    return names
+
+
+ERROR_NAMES = _names()
+
+# The DB-API class for a primary result code, as the sqlite3 module maps it;
+# anything not listed is a DatabaseError.
+_CLASSES: dict[int, type[sqlite3.Error]] = {
+    2: sqlite3.InternalError,  # INTERNAL
+    12: sqlite3.InternalError,  # NOTFOUND
+    18: sqlite3.DataError,  # TOOBIG
+    19: sqlite3.IntegrityError,  # CONSTRAINT
+    20: sqlite3.IntegrityError,  # MISMATCH
+    21: sqlite3.InterfaceError,  # MISUSE
+    25: sqlite3.InterfaceError,  # RANGE
+}
+for _code in (1, 3, 4, 5, 6, 8, 9, 10, 13, 14, 15, 16, 17):
+    # ERROR PERM ABORT BUSY LOCKED READONLY INTERRUPT IOERR FULL CANTOPEN
+    # PROTOCOL EMPTY SCHEMA
+    _CLASSES[_code] = sqlite3.OperationalError
+
+_NOMEM = 7
+
+
+def error_name(code: int) -> str:
+    """Return SQLite's name for result ``code``, as the sqlite3 module does.
+
+    >>> error_name(5), error_name(261), error_name(12345)
+    ('SQLITE_BUSY', 'SQLITE_BUSY_RECOVERY', 'SQLITE_UNKNOWN')
+    """
+    return ERROR_NAMES.get(code, "SQLITE_UNKNOWN")
+
+
+def sqlite_error(code: int, message: str) -> Exception:
+    """Return the exception the sqlite3 module would raise for ``code``.
+
+    >>> e = sqlite_error(5, "database is locked")
+    >>> type(e).__name__, e.sqlite_errorcode, e.sqlite_errorname
+    ('OperationalError', 5, 'SQLITE_BUSY')
+    """
+    primary = code & 0xFF
+    if primary == _NOMEM:
+        return MemoryError(message)
+    exc = _CLASSES.get(primary, sqlite3.DatabaseError)(message)
+    exc.sqlite_errorcode = code
+    exc.sqlite_errorname = error_name(code)
+    return exc
