@@ -73,8 +73,8 @@ struct sqlitebck_api {
   const char *(*db_filename)(sqlite3 *, const char *);
   const char *(*errmsg)(sqlite3 *);
   const char *(*errstr)(int);
-  int (*exec)(sqlite3 *, const char *,
-              int (*)(void *, int, char **, char **), void *, char **);
+  int (*exec)(sqlite3 *, const char *, int (*)(void *, int, char **, char **),
+              void *, char **);
   int (*extended_errcode)(sqlite3 *);
   int (*finalize)(sqlite3_stmt *);
   void (*free)(void *);
@@ -100,8 +100,7 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
     {"sqlite3_libversion", offsetof(struct sqlitebck_api, libversion), 1},
     {"sqlite3_backup_init", offsetof(struct sqlitebck_api, backup_init), 1},
     {"sqlite3_backup_step", offsetof(struct sqlitebck_api, backup_step), 1},
-    {"sqlite3_backup_finish", offsetof(struct sqlitebck_api, backup_finish),
-     1},
+    {"sqlite3_backup_finish", offsetof(struct sqlitebck_api, backup_finish), 1},
     {"sqlite3_backup_remaining",
      offsetof(struct sqlitebck_api, backup_remaining), 1},
     {"sqlite3_backup_pagecount",
@@ -120,8 +119,7 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
     {"sqlite3_mprintf", offsetof(struct sqlitebck_api, mprintf), 1},
     {"sqlite3_prepare_v2", offsetof(struct sqlitebck_api, prepare_v2), 1},
     {"sqlite3_step", offsetof(struct sqlitebck_api, step), 1},
-    {"sqlite3_total_changes", offsetof(struct sqlitebck_api, total_changes),
-     1},
+    {"sqlite3_total_changes", offsetof(struct sqlitebck_api, total_changes), 1},
     {"sqlite3_txn_state", offsetof(struct sqlitebck_api, txn_state), 0},
 };
 
@@ -153,8 +151,7 @@ int sqlitebck_bind(const char *library, char *err, int nerr) {
              why ? why : "dlopen failed");
     return SQLITE_ERROR;
   }
-  for (i = 0; i < sizeof sqlitebck_symbols / sizeof sqlitebck_symbols[0];
-       i++) {
+  for (i = 0; i < sizeof sqlitebck_symbols / sizeof sqlitebck_symbols[0]; i++) {
     const struct sqlitebck_symbol *s = &sqlitebck_symbols[i];
     void *f = dlsym(lib, s->name);
     if (f == 0 && s->required) {
@@ -282,8 +279,8 @@ static int sqlitebck_pin(sqlitebck_job *job) {
   char *sql;
   int rc;
 
-  sql = sqlitebck_sqlite.mprintf("PRAGMA \"%w\".schema_version",
-                                 job->src_schema);
+  sql =
+      sqlitebck_sqlite.mprintf("PRAGMA \"%w\".schema_version", job->src_schema);
   if (sql == 0) {
     return SQLITE_NOMEM;
   }
@@ -317,20 +314,18 @@ static void sqlitebck_unpin(sqlitebck_job *job) {
 ** only for a WAL source: there a held snapshot does not block writers.
 */
 static int sqlitebck_pin_if_due(sqlitebck_job *job) {
-  int rc;
-  int wal = 0;
-  char *sql;
-
   if (job->pin) {
     return SQLITE_OK;
   }
   if (job->pin_at_step == SQLITEBCK_PIN_IF_WAL) {
-    rc = sqlitebck_pin(job);
+    int wal = 0;
+    char *sql;
+    int rc = sqlitebck_pin(job);
     if (rc != SQLITE_OK) {
       return rc;
     }
-    sql = sqlitebck_sqlite.mprintf("PRAGMA \"%w\".journal_mode",
-                                   job->src_schema);
+    sql =
+        sqlitebck_sqlite.mprintf("PRAGMA \"%w\".journal_mode", job->src_schema);
     if (sql == 0) {
       return SQLITE_NOMEM;
     }
@@ -452,7 +447,6 @@ int sqlitebck_open(sqlitebck_job *job, sqlite3 *src, const char *src_schema,
 */
 int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
   long long deadline = sqlitebck_now_ms() + budget_ms;
-  int rc;
 
   if (job->batch_left <= 0) {
     job->batch_left = pages > 0 ? pages : INT_MAX;
@@ -461,6 +455,7 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
     int n = job->batch_left < SQLITEBCK_CHUNK_PAGES ? job->batch_left
                                                     : SQLITEBCK_CHUNK_PAGES;
     int copied = job->pagecount - job->remaining;
+    int rc;
 
     if (sqlitebck_sqlite.txn_state &&
         sqlitebck_sqlite.txn_state(job->src, job->src_schema) ==

@@ -100,10 +100,8 @@ def copy(
     >>> import sqlite3, sqlitebck
     >>> src = sqlite3.connect(":memory:")
     >>> _ = src.execute("CREATE TABLE t(x)")
-    >>> src.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(3)])
-    ... # doctest: +ELLIPSIS
-    <sqlite3.Cursor object at ...>
-    >>> src.commit()
+    >>> with src:
+    ...     _ = src.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(3)])
     >>> dst = sqlite3.connect(":memory:")
     >>> result = sqlitebck.copy(src, dst, pages=1, sleep=0)
     >>> result.pages, result.restarts
@@ -194,9 +192,7 @@ def _handle(conn: object, role: str) -> Any:
         raise TypeError(
             f"{role} must be a sqlite3.Connection, not {type(conn).__name__}"
         )
-    # The sqlite3 module checks the connection here: ProgrammingError if it
-    # is closed, or used from another thread than its own.
-    _ = conn.total_changes
+    _binding.check_connection(conn)
     return _binding.connection_handle(conn)
 
 

@@ -78,6 +78,24 @@ def _pypy_accessor() -> Callable[[sqlite3.Connection], Any]:
     return accessor
 
 
+if hasattr(sqlite3.Connection, "getlimit"):  # Python 3.11+: the cheapest
+
+    def check_connection(conn: sqlite3.Connection) -> None:
+        """Run the sqlite3 module's own checks on ``conn``.
+
+        ProgrammingError if it is closed, or if it was opened with
+        ``check_same_thread=True`` in another thread. The base class method is
+        called, so that a subclass cannot add side effects.
+        """
+        sqlite3.Connection.getlimit(conn, 0)
+
+else:
+
+    def check_connection(conn: sqlite3.Connection) -> None:
+        """Run the sqlite3 module's own checks on ``conn`` (see above)."""
+        sqlite3.Connection.cursor(conn)
+
+
 def _verify(accessor: Callable[[sqlite3.Connection], Any]) -> None:
     """Check the accessor against a live connection; ImportError if wrong."""
     probe = sqlite3.connect(":memory:", isolation_level=None)

@@ -21,7 +21,8 @@ _PRIMARY = (
     "MISMATCH MISUSE NOLFS AUTH FORMAT RANGE NOTADB NOTICE WARNING"
 ).split()
 
-# Extended result codes: primary | (n << 8) for the n-th name (from 1).
+# Extended result codes: primary | (n << 8) for the n-th name (from 1); "-"
+# marks a number SQLite does not use.
 _EXTENDED = {
     "OK": "LOAD_PERMANENTLY SYMLINK",
     "ERROR": "MISSING_COLLSEQ RETRY SNAPSHOT",
@@ -37,7 +38,7 @@ _EXTENDED = {
     "CANTOPEN": "NOTEMPDIR ISDIR FULLPATH CONVPATH DIRTYWAL SYMLINK",
     "CORRUPT": "VTAB SEQUENCE INDEX",
     "READONLY": "RECOVERY CANTLOCK ROLLBACK DBMOVED CANTINIT DIRECTORY",
-    "ABORT": "ROLLBACK",
+    "ABORT": "- ROLLBACK",
     "CONSTRAINT": (
         "CHECK COMMITHOOK FOREIGNKEY FUNCTION NOTNULL PRIMARYKEY TRIGGER "
         "UNIQUE VTAB ROWID PINNED DATATYPE"
@@ -55,7 +56,8 @@ def _names() -> dict[int, str]:
     for primary, suffixes in _EXTENDED.items():
         base = _PRIMARY.index(primary)
         for n, suffix in enumerate(suffixes.split(), start=1):
-            names[base | (n << 8)] = f"SQLITE_{primary}_{suffix}"
+            if suffix != "-":
+                names[base | (n << 8)] = f"SQLITE_{primary}_{suffix}"
     return names
 
 

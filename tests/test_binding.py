@@ -1,0 +1,77 @@
+"""The extension uses the sqlite3 module's own SQLite, through checked handles."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+from typing import Any
+
+import pytest
+
+import sqlitebck
+from sqlitebck import _binding
+from sqlitebck._sqlitebck import ffi, lib
+
+
+def test_extension_links_no_sqlite() -> None:
+    ldd = shutil.which("ldd")
+    if ldd is None:
+        pytest.skip("no ldd")
+    out = subprocess.run(
+        [ldd, lib.__file__ if hasattr(lib, "__file__") else _module_file()],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "libc" in out
+    assert "sqlite" not in out.lower()
+
+
+def _module_file() -> str:
+    import sqlitebck._sqlitebck as module
+
+    return str(module.__file__)
+
+
+def test_bound_library_is_the_one_the_sqlite3_module_uses() -> None:
+    assert sqlitebck.sqlite_version == sqlite3.sqlite_version
+    # A connection opened by the sqlite3 module is usable by the bound library.
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t(x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    assert lib.sqlitebck_total_changes(_binding.connection_handle(conn)) == 1
+
+
+def test_accessor_check_rejects_a_wrong_handle() -> None:
+    other = sqlite3.connect(":memory:")
+
+    def wrong(conn: sqlite3.Connection) -> Any:
+        return _binding.connection_handle(other)
+
+    with pytest.raises(ImportError, match="does not recognise the layout"):
+        _binding._verify(wrong)
+    with pytest.raises(ImportError, match="NULL"):
+        _binding._verify(lambda conn: ffi.NULL)
+
+
+def test_binding_to_a_library_not_loaded_fails_cleanly() -> None:
+    err = ffi.new("char[]", 512)
+    assert lib.sqlitebck_bind(b"/nonexistent/libnothing.so", err, len(err)) == 1
+    assert b"/nonexistent/libnothing.so" in ffi.string(err)
+    # The previous binding is kept.
+    a = sqlite3.connect(":memory:")
+    a.execute("CREATE TABLE t(x)")
+    b = sqlite3.connect(":memory:")
+    sqlitebck.copy(a, b)
+    assert b.execute("SELECT name FROM sqlite_master").fetchall() == [("t",)]
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import sqlitebck._errors
+
+    for module in (sqlitebck, sqlitebck._errors):
+        failures, tried = doctest.testmod(module)
+        assert tried > 0 and failures == 0

@@ -1,0 +1,219 @@
+"""Locks held by other processes, bounded waits, Ctrl-C, and the GIL."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import integrity, make_db, python, rows
+
+import sqlitebck
+
+HOLD_LOCK = """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute(sys.argv[2])
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    print("locked", flush=True)
+    sys.stdin.readline()
+    conn.execute("COMMIT")
+    print("released", flush=True)
+"""
+
+
+def hold_lock(path: Path, begin: str = "BEGIN EXCLUSIVE"):  # type: ignore[no-untyped-def]
+    """A child process holding a lock on ``path`` until told to release it."""
+    code = HOLD_LOCK.replace("sys.argv[1]", repr(str(path))).replace(
+        "sys.argv[2]", repr(begin)
+    )
+    child = python(code)
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "locked"
+    return child
+
+
+def release(child) -> None:  # type: ignore[no-untyped-def]
+    out, err = child.communicate("go\n", timeout=30)
+    assert "released" in out, err
+
+
+@pytest.mark.parametrize("pages", [0, 3])
+def test_locked_source_times_out_and_destination_is_unchanged(
+    tmp_path: Path, pages: int
+) -> None:
+    source = make_db(tmp_path / "src.db", rows=300)
+    dest = make_db(tmp_path / "dst.db", rows=4)
+    before = rows(dest)
+    child = hold_lock(source)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked") as info:
+            sqlitebck.copy(
+                sqlite3.connect(source), sqlite3.connect(dest), pages, timeout=0.3
+            )
+        assert info.value.sqlite_errorcode & 0xFF == 5
+        assert info.value.sqlite_errorname.startswith("SQLITE_BUSY")
+    finally:
+        release(child)
+    assert rows(dest) == before
+    assert integrity(dest) == "ok"
+
+
+def test_locked_destination_times_out_and_is_unchanged(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=300)
+    dest = make_db(tmp_path / "dst.db", rows=4)
+    before = rows(dest)
+    child = hold_lock(dest, "BEGIN")  # a reader: the copy cannot commit
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            sqlitebck.copy(sqlite3.connect(source), sqlite3.connect(dest), timeout=0.3)
+    finally:
+        release(child)
+    assert rows(dest) == before
+
+
+@pytest.mark.parametrize("pages", [0, 5])
+def test_lock_released_before_the_timeout_is_waited_for(
+    tmp_path: Path, pages: int
+) -> None:
+    source = make_db(tmp_path / "src.db", rows=300)
+    a = sqlite3.connect(source)
+    b = sqlite3.connect(tmp_path / "dst.db")
+    child = hold_lock(source)
+    statuses: list[int] = []
+    timer = threading.Timer(0.4, release, [child])
+    timer.start()
+    try:
+        sqlitebck.copy(
+            a, b, pages, timeout=30, progress=lambda s, r, t: statuses.append(s)
+        )
+    finally:
+        timer.join()
+    assert 5 in statuses  # it did wait, reporting SQLITE_BUSY meanwhile
+    assert statuses[-1] == 101
+    assert rows(b) == rows(a)
+
+
+INTERRUPT_WHILE_WAITING = """
+    import sqlite3, sys, sqlitebck
+    src = sqlite3.connect({source!r})
+    dst = sqlite3.connect({dest!r})
+    def progress(status, remaining, total):
+        if status == 5:
+            print("waiting", flush=True)
+    try:
+        sqlitebck.copy(src, dst, {pages}, timeout=None, progress=progress)
+    except KeyboardInterrupt:
+        print("interrupted", dst.execute("SELECT count(*) FROM t").fetchone()[0],
+              dst.in_transaction, flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("pages", [0, 2])
+def test_ctrl_c_ends_an_endless_wait(tmp_path: Path, pages: int) -> None:
+    source = make_db(tmp_path / "src.db", rows=300)
+    dest = make_db(tmp_path / "dst.db", rows=4)
+    holder = hold_lock(source)
+    try:
+        child = python(
+            INTERRUPT_WHILE_WAITING.format(
+                source=str(source), dest=str(dest), pages=pages
+            )
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "waiting"
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=10)
+        assert out.split() == ["interrupted", "4", "False"], err
+    finally:
+        release(holder)
+
+
+INTERRUPT_WHILE_COPYING = """
+    import sqlite3, sys, sqlitebck
+    src = sqlite3.connect(":memory:")
+    src.execute("CREATE TABLE t(v BLOB)")
+    src.execute("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                "WHERE i < 40000) INSERT INTO t SELECT zeroblob(4000) FROM c")
+    src.commit()
+    dst = sqlite3.connect({dest!r})
+    left = []
+    def progress(status, remaining, total):
+        if not left:
+            print("copying", flush=True)
+        left.append(remaining)
+    try:
+        sqlitebck.copy(src, dst, progress=progress)
+        print("finished")
+    except KeyboardInterrupt:
+        print("interrupted", left[-1] > 0,
+              dst.execute("SELECT count(*) FROM t").fetchone()[0],
+              dst.execute("PRAGMA integrity_check").fetchone()[0], flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_ends_a_large_snapshot_copy(tmp_path: Path) -> None:
+    dest = make_db(tmp_path / "dst.db", rows=4)
+    child = python(INTERRUPT_WHILE_COPYING.format(dest=str(dest)))
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "copying"
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)
+    assert out.split() == ["interrupted", "True", "4", "ok"], err
+
+
+def test_other_threads_run_while_pages_are_copied() -> None:
+    src = sqlite3.connect(":memory:", check_same_thread=False)
+    src.execute("CREATE TABLE t(v BLOB)")
+    src.execute(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+        "WHERE i < 40000) INSERT INTO t SELECT zeroblob(4000) FROM c"
+    )
+    src.commit()
+    dst = sqlite3.connect(":memory:", check_same_thread=False)
+    in_c = 0.0  # seconds the copying thread spent inside the C steps
+    done = threading.Event()
+
+    def worker() -> None:
+        nonlocal in_c
+        last = time.perf_counter()
+
+        def progress(status: int, remaining: int, total: int) -> None:
+            nonlocal in_c, last
+            now = time.perf_counter()
+            in_c += now - last
+            last = now
+
+        try:
+            for _ in range(3):
+                last = time.perf_counter()
+                sqlitebck.copy(src, dst, progress=progress)
+        finally:
+            done.set()
+
+    # Count this thread's own loop turns while the worker copies: with the
+    # GIL held in C this thread would stand still for most of the copy.
+    turns = 0
+    t = threading.Thread(target=worker)
+    started = time.perf_counter()
+    t.start()
+    while not done.is_set():
+        turns += 1
+    elapsed = time.perf_counter() - started
+    t.join()
+    assert in_c > 0.5 * elapsed
+    # The same loop for as long, with no copy running.
+    alone = 0
+    stop = threading.Event()
+    timer = threading.Timer(elapsed, stop.set)
+    timer.start()
+    while not stop.is_set():
+        alone += 1
+    timer.join()
+    assert turns > 0.3 * alone, (turns, alone)
