@@ -52,6 +52,19 @@
 */
 #define SQLITEBCK_CHUNK_PAGES 256
 
+/*
+** An online copy (batches, no snapshot held) of a source that other
+** connections keep changing is restarted by SQLite after every change and
+** may never finish. After this many restarts the job holds a snapshot until
+** the end: the copy then always finishes, at the price of making writers of
+** a rollback-journal source wait for the rest of the copy. Three tolerates
+** the odd write to a quiet database without blocking anyone, and stops a
+** busy one from wasting more than three partial copies. (The snapshot taken
+** then may be newer than the last step, which costs one more restart: at
+** most four in all.)
+*/
+#define SQLITEBCK_RESTARTS_BEFORE_PIN 3
+
 /* Values of sqlitebck_job.pin_at_step besides a step number. */
 #define SQLITEBCK_PIN_NEVER (-1)
 #define SQLITEBCK_PIN_IF_WAL (-2)
@@ -350,6 +363,27 @@ static int sqlitebck_pin_if_due(sqlitebck_job *job) {
 }
 
 /*
+** Keep the destination connection from being freed while the job lives,
+** however its owner closes it: with a statement prepared on it,
+** sqlite3_close_v2() only marks it a zombie, freed when sqlitebck_close()
+** finalizes that statement. (The source needs no such guard: SQLite defers
+** closing the source of an unfinished backup by itself.) A job that ends in
+** its first step does without; any longer one takes it.
+*/
+int sqlitebck_hold(sqlitebck_job *job) {
+  int rc;
+
+  if (job->hold) {
+    return SQLITE_OK;
+  }
+  rc = sqlitebck_sqlite.prepare_v2(job->dst, "SELECT 1", -1, &job->hold, 0);
+  if (rc != SQLITE_OK) {
+    job->errdb = job->dst;
+  }
+  return rc;
+}
+
+/*
 ** Start copying schema SRC_SCHEMA of connection SRC over schema DST_SCHEMA
 ** of connection DST. PAGES is the batch size the caller will step with:
 ** <= 0 means the whole database as one snapshot, which is then held from
@@ -451,6 +485,10 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
   if (job->batch_left <= 0) {
     job->batch_left = pages > 0 ? pages : INT_MAX;
   }
+  /* A request for everything that is left is a request for one snapshot. */
+  if (pages <= 0 && job->pin_at_step < 0) {
+    job->pin_at_step = job->steps;
+  }
   for (;;) {
     int n = job->batch_left < SQLITEBCK_CHUNK_PAGES ? job->batch_left
                                                     : SQLITEBCK_CHUNK_PAGES;
@@ -465,6 +503,9 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
       return SQLITE_BUSY;
     }
     rc = sqlitebck_pin_if_due(job);
+    if (rc == SQLITE_OK && job->steps > 0) {
+      rc = sqlitebck_hold(job);
+    }
     if (rc != SQLITE_OK) {
       return rc;
     }
@@ -481,6 +522,10 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
     if (rc == SQLITE_OK && copied > 0 &&
         job->pagecount - job->remaining != copied + n) {
       job->restarts++;
+      if (job->pin_at_step == SQLITEBCK_PIN_NEVER &&
+          job->restarts >= SQLITEBCK_RESTARTS_BEFORE_PIN) {
+        job->pin_at_step = job->steps;
+      }
     }
     job->batch_left -= n;
     if (rc == SQLITE_DONE) {
@@ -496,9 +541,11 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
 /*
 ** End the job, whatever its state: sqlite3_backup_finish() (which rolls the
 ** destination back to its previous content if the copy is not complete),
-** release the source snapshot, give both connections their busy timeouts
-** back. Safe to call twice. Returns the result of sqlite3_backup_finish():
-** SQLITE_OK, or the error that ended the copy.
+** give both connections their busy timeouts back, then release the source
+** snapshot and the destination guard. Finalizing those two statements may
+** free a connection its owner closed meanwhile, so they go last. Safe to
+** call twice. Returns the result of sqlite3_backup_finish(): SQLITE_OK, or
+** the error that ended the copy.
 */
 int sqlitebck_close(sqlitebck_job *job) {
   int rc = SQLITE_OK;
@@ -507,7 +554,6 @@ int sqlitebck_close(sqlitebck_job *job) {
     rc = sqlitebck_sqlite.backup_finish(job->backup);
     job->backup = 0;
   }
-  sqlitebck_unpin(job);
   if (job->src_busy_ms >= 0) {
     sqlitebck_sqlite.busy_timeout(job->src, job->src_busy_ms);
     job->src_busy_ms = -1;
@@ -519,6 +565,11 @@ int sqlitebck_close(sqlitebck_job *job) {
   if (job->src_schema) {
     sqlitebck_sqlite.free(job->src_schema);
     job->src_schema = 0;
+  }
+  sqlitebck_unpin(job);
+  if (job->hold) {
+    sqlitebck_sqlite.finalize(job->hold);
+    job->hold = 0;
   }
   return rc;
 }

@@ -33,6 +33,7 @@ typedef struct sqlitebck_job {
   sqlite3 *dst;           /* destination connection */
   sqlite3_backup *backup; /* the SQLite backup, 0 once finished */
   sqlite3_stmt *pin;      /* statement holding the source snapshot, or 0 */
+  sqlite3_stmt *hold;     /* statement keeping dst from being freed, or 0 */
   char *src_schema;       /* copy of the source schema name */
   int pin_at_step;        /* pin the source before this step; -1: never */
   int src_busy_ms;        /* saved busy timeout of src; -1: untouched */
@@ -53,6 +54,7 @@ int sqlitebck_total_changes(sqlite3 *db);
 int sqlitebck_get_autocommit(sqlite3 *db);
 int sqlitebck_open(sqlitebck_job *job, sqlite3 *src, const char *src_schema,
                    sqlite3 *dst, const char *dst_schema, int pages);
+int sqlitebck_hold(sqlitebck_job *job);
 int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms);
 int sqlitebck_close(sqlitebck_job *job);
 const char *sqlitebck_errmsg(const sqlitebck_job *job, int rc);

@@ -31,7 +31,7 @@ from sqlitebck._errors import (
 )
 from sqlitebck._sqlitebck import ffi, lib
 
-__all__ = ["CopyResult", "__version__", "copy", "sqlite_version"]
+__all__ = ["Backup", "CopyResult", "__version__", "copy", "sqlite_version"]
 
 __version__ = "2.0.0.dev0"
 
@@ -129,7 +129,9 @@ def copy(
     if rc != SQLITE_OK:
         raise _error(job, rc)
     try:
-        _run(job, npages, delay, wait, progress)
+        while not _batch(job, npages, wait, progress, source, dest):
+            if delay:
+                time.sleep(delay)
     except BaseException:
         lib.sqlitebck_close(job)
         raise
@@ -141,14 +143,125 @@ def copy(
     )
 
 
-def _run(
+class Backup:
+    """A copy driven step by step by its caller, as with APSW's ``Backup``.
+
+    Arguments, validation and errors are those of :func:`copy`; ``timeout``
+    bounds how long each :meth:`step` waits for a lock held elsewhere. Until
+    it is finished, the destination keeps its previous content for every
+    other connection. Leaving the ``with`` block, :meth:`close`, or dropping
+    the object before the copy is complete rolls the destination back to its
+    previous content and releases it.
+
+    >>> import sqlite3, sqlitebck
+    >>> src = sqlite3.connect(":memory:")
+    >>> _ = src.execute("CREATE TABLE t(x)")
+    >>> dst = sqlite3.connect(":memory:")
+    >>> with sqlitebck.Backup(src, dst) as backup:
+    ...     while not backup.step(1):
+    ...         print(f"{backup.remaining} of {backup.page_count} pages to go")
+    1 of 2 pages to go
+    >>> backup.done
+    True
+    """
+
+    def __init__(
+        self,
+        source: sqlite3.Connection,
+        dest: sqlite3.Connection,
+        *,
+        source_name: str = "main",
+        dest_name: str = "main",
+        timeout: float | None = 5.0,
+    ) -> None:
+        self._open = False
+        self._done = False
+        src = _handle(source, "source")
+        dst = _handle(dest, "dest")
+        if source is dest:
+            raise ValueError("source and dest are the same connection")
+        self._wait = _timeout(timeout)
+        sname = _schema(source_name, "source_name")
+        dname = _schema(dest_name, "dest_name")
+        job = ffi.new("sqlitebck_job *")
+        # Opened as an online copy: the caller may pause between steps for as
+        # long as it likes, so no snapshot is held unless the source is WAL
+        # (or step() is asked for everything at once).
+        rc = lib.sqlitebck_open(job, src, sname, dst, dname, 1)
+        if rc != SQLITE_OK:
+            raise _error(job, rc)
+        rc = lib.sqlitebck_hold(job)
+        if rc != SQLITE_OK:
+            error = _error(job, rc)
+            lib.sqlitebck_close(job)
+            raise error
+        self._job = job
+        self._open = True
+        self._source = source
+        self._dest = dest
+
+    def step(self, pages: int = -1) -> bool:
+        """Copy up to ``pages`` pages (``<= 0``: all that is left, as one
+        snapshot); return True once the whole database is copied."""
+        npages = _pages(pages)
+        if self._done:
+            return True
+        if not self._open:
+            raise sqlite3.ProgrammingError("the backup is closed")
+        self._done = _batch(
+            self._job, npages, self._wait, None, self._source, self._dest
+        )
+        return self._done
+
+    @property
+    def remaining(self) -> int:
+        """Pages still to copy, as of the last step."""
+        return int(self._job.remaining)
+
+    @property
+    def page_count(self) -> int:
+        """Pages in the source database, as of the last step."""
+        return int(self._job.pagecount)
+
+    @property
+    def done(self) -> bool:
+        """True once the whole database is copied (and committed)."""
+        return self._done
+
+    def finish(self) -> None:
+        """End the backup: roll the destination back unless it is complete,
+        and release both connections. Calling it again does nothing."""
+        if self._open:
+            self._open = False
+            lib.sqlitebck_close(self._job)
+
+    close = finish
+
+    def __enter__(self) -> Backup:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.finish()
+
+    def __del__(self) -> None:
+        if getattr(self, "_open", False):
+            self.finish()
+
+
+def _batch(
     job: Any,
     npages: int,
-    delay: float,
     wait: float | None,
     progress: Progress | None,
-) -> None:
-    """Step ``job`` to completion; raise on an error or an expired wait."""
+    source: sqlite3.Connection,
+    dest: sqlite3.Connection,
+) -> bool:
+    """Copy one batch of ``job``; True once the whole copy is done.
+
+    Retries while a lock held elsewhere stops it, for up to ``wait`` seconds
+    without progress; between C calls, runs the sqlite3 module's checks on
+    both connections (closed meanwhile, another thread).
+    """
     step = lib.sqlitebck_step
     blocked_since: float | None = None
     backoff = _BACKOFF_FIRST
@@ -160,9 +273,11 @@ def _run(
             if progress is not None:
                 progress(rc, job.remaining, job.pagecount)
             if rc == SQLITE_DONE:
-                return
-            if delay and job.batch_left == 0:
-                time.sleep(delay)
+                return True
+            if job.batch_left == 0:
+                return False
+            _binding.check_connection(source)
+            _binding.check_connection(dest)
             continue
         if rc & 0xFF not in (SQLITE_BUSY, SQLITE_LOCKED) or job.fault:
             raise _error(job, rc)
@@ -176,6 +291,8 @@ def _run(
             progress(rc, job.remaining, job.pagecount)
         time.sleep(min(backoff, left))
         backoff = min(backoff * 2, _BACKOFF_LAST)
+        _binding.check_connection(source)
+        _binding.check_connection(dest)
 
 
 def _error(job: Any, rc: int) -> Exception:
