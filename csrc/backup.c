@@ -470,8 +470,9 @@ int sqlitebck_open(sqlitebck_job *job, sqlite3 *src, const char *src_schema,
 /*
 ** Copy one batch of PAGES pages (PAGES <= 0: everything that is left), in
 ** steps of at most SQLITEBCK_CHUNK_PAGES, returning early once BUDGET_MS
-** milliseconds have passed. A batch cut short by the budget is continued by
-** the next call; job->batch_left says how much of it is left.
+** milliseconds have passed. While job->batch_left is not 0, a call goes on
+** with the batch a previous call left unfinished; the caller sets it to 0 to
+** start a new one.
 **
 ** Returns SQLITE_DONE when the copy is complete and committed; SQLITE_OK
 ** when more is to be copied; SQLITE_BUSY or SQLITE_LOCKED (possibly
@@ -482,6 +483,8 @@ int sqlitebck_open(sqlitebck_job *job, sqlite3 *src, const char *src_schema,
 int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
   long long deadline = sqlitebck_now_ms() + budget_ms;
 
+  job->fault = 0;
+  job->errdb = 0;
   if (job->batch_left <= 0) {
     job->batch_left = pages > 0 ? pages : INT_MAX;
   }
@@ -509,7 +512,6 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
     if (rc != SQLITE_OK) {
       return rc;
     }
-    job->errdb = 0;
     rc = sqlitebck_sqlite.backup_step(job->backup, n);
     job->remaining = sqlitebck_sqlite.backup_remaining(job->backup);
     job->pagecount = sqlitebck_sqlite.backup_pagecount(job->backup);

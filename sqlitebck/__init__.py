@@ -208,6 +208,8 @@ class Backup:
             return True
         if not self._open:
             raise sqlite3.ProgrammingError("the backup is closed")
+        _binding.check_connection(self._source)
+        _binding.check_connection(self._dest)
         self._done = _batch(
             self._job, npages, self._wait, None, self._source, self._dest
         )
@@ -265,6 +267,7 @@ def _batch(
     step = lib.sqlitebck_step
     blocked_since: float | None = None
     backoff = _BACKOFF_FIRST
+    job.batch_left = 0  # a new batch, whatever became of the last one
     while True:
         rc = step(job, npages, _BUDGET_MS)
         if rc in (SQLITE_OK, SQLITE_DONE):
