@@ -157,6 +157,20 @@ def test_a_lock_held_elsewhere_times_out_then_the_backup_goes_on(
     assert rows(b) == rows(a)
 
 
+def close_during_backup(conn: sqlite3.Connection) -> bool:
+    """Close ``conn`` while a backup uses it; True if it closed.
+
+    CPython closes with sqlite3_close_v2(), which SQLite defers until the
+    backup ends; PyPy with sqlite3_close(), which refuses: both are safe.
+    """
+    try:
+        conn.close()
+        return True
+    except sqlite3.OperationalError as e:
+        assert "unfinished backups" in str(e)
+        return False
+
+
 def test_closing_the_destination_before_finishing_is_safe(
     src: sqlite3.Connection, old_dest: sqlite3.Connection
 ) -> None:
@@ -164,9 +178,9 @@ def test_closing_the_destination_before_finishing_is_safe(
     path = old_dest.execute("PRAGMA database_list").fetchone()[2]
     backup = sqlitebck.Backup(src, old_dest)
     backup.step(2)
-    old_dest.close()  # SQLite keeps it as a zombie until the backup ends
-    with pytest.raises(sqlite3.ProgrammingError):
-        backup.step(2)
+    if close_during_backup(old_dest):
+        with pytest.raises(sqlite3.ProgrammingError):
+            backup.step(2)
     backup.finish()
     assert rows(path) == before
     assert released(path)
@@ -178,9 +192,9 @@ def test_closing_the_source_before_finishing_is_safe(
     source = sqlite3.connect(make_db(tmp_path / "src.db"))
     backup = sqlitebck.Backup(source, old_dest)
     backup.step(2)
-    source.close()
-    with pytest.raises(sqlite3.ProgrammingError):
-        backup.step(2)
+    if close_during_backup(source):
+        with pytest.raises(sqlite3.ProgrammingError):
+            backup.step(2)
     backup.finish()
     fill(old_dest, rows=1)  # the destination is free again
 
