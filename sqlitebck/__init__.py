@@ -21,6 +21,7 @@ import time
 from typing import Any, Callable, NamedTuple
 
 from sqlitebck import _binding
+from sqlitebck._endpoints import Endpoint, Endpoints
 from sqlitebck._errors import (
     SQLITE_BUSY,
     SQLITE_DONE,
@@ -67,8 +68,8 @@ class CopyResult(NamedTuple):
 
 
 def copy(
-    source: sqlite3.Connection,
-    dest: sqlite3.Connection,
+    source: Endpoint,
+    dest: Endpoint,
     pages: int = 0,
     sleep: float = 0,
     *,
@@ -78,6 +79,12 @@ def copy(
     timeout: float | None = 5.0,
 ) -> CopyResult:
     """Copy database ``source_name`` of ``source`` over ``dest_name`` of ``dest``.
+
+    ``source`` and ``dest`` are ``sqlite3.Connection`` objects or paths. A
+    source path is opened read-only and must exist; a destination path that
+    does not exist is created atomically (it appears, complete and durable,
+    only once the copy has succeeded), one that exists is overwritten
+    transactionally. Connections opened from paths are closed again.
 
     With ``pages <= 0`` (the default) the destination becomes one consistent
     snapshot of the source. With ``pages > 0`` the copy goes online, in
@@ -110,10 +117,6 @@ def copy(
     (3,)
     """
     started = time.perf_counter()
-    src = _handle(source, "source")
-    dst = _handle(dest, "dest")
-    if source is dest:
-        raise ValueError("source and dest are the same connection")
     npages = _pages(pages)
     delay = _sleep(sleep)
     wait = _timeout(timeout)
@@ -123,11 +126,35 @@ def copy(
         )
     sname = _schema(source_name, "source_name")
     dname = _schema(dest_name, "dest_name")
+    if isinstance(source, sqlite3.Connection) and isinstance(dest, sqlite3.Connection):
+        job = _copy(source, dest, sname, dname, npages, delay, wait, progress)
+    else:
+        ends = Endpoints(source, dest)
+        try:
+            job = _copy(
+                ends.source, ends.dest, sname, dname, npages, delay, wait, progress
+            )
+        except BaseException:
+            ends.close(complete=False)
+            raise
+        ends.close(complete=True)
+    return CopyResult(
+        job.pagecount, job.steps, job.restarts, time.perf_counter() - started
+    )
 
-    job = ffi.new("sqlitebck_job *")
-    rc = lib.sqlitebck_open(job, src, sname, dst, dname, npages)
-    if rc != SQLITE_OK:
-        raise _error(job, rc)
+
+def _copy(
+    source: sqlite3.Connection,
+    dest: sqlite3.Connection,
+    sname: bytes,
+    dname: bytes,
+    npages: int,
+    delay: float,
+    wait: float | None,
+    progress: Progress | None,
+) -> Any:
+    """Copy between two connections, arguments checked; return the job."""
+    job = _open_job(source, dest, sname, dname, npages)
     try:
         while not _batch(job, npages, wait, progress, source, dest):
             if delay:
@@ -138,15 +165,15 @@ def copy(
     rc = lib.sqlitebck_close(job)
     if rc != SQLITE_OK:
         raise _error(job, rc)
-    return CopyResult(
-        job.pagecount, job.steps, job.restarts, time.perf_counter() - started
-    )
+    return job
 
 
 class Backup:
     """A copy driven step by step by its caller, as with APSW's ``Backup``.
 
-    Arguments, validation and errors are those of :func:`copy`; ``timeout``
+    Arguments (connections or paths), validation and errors are those of
+    :func:`copy`; a new destination path appears once the copy is complete
+    and :meth:`finish` is called (or the ``with`` block ends). ``timeout``
     bounds how long each :meth:`step` waits for a lock held elsewhere. Until
     it is finished, the destination keeps its previous content for every
     other connection. Leaving the ``with`` block, :meth:`close`, or dropping
@@ -167,8 +194,8 @@ class Backup:
 
     def __init__(
         self,
-        source: sqlite3.Connection,
-        dest: sqlite3.Connection,
+        source: Endpoint,
+        dest: Endpoint,
         *,
         source_name: str = "main",
         dest_name: str = "main",
@@ -176,29 +203,24 @@ class Backup:
     ) -> None:
         self._open = False
         self._done = False
-        src = _handle(source, "source")
-        dst = _handle(dest, "dest")
-        if source is dest:
-            raise ValueError("source and dest are the same connection")
         self._wait = _timeout(timeout)
         sname = _schema(source_name, "source_name")
         dname = _schema(dest_name, "dest_name")
-        job = ffi.new("sqlitebck_job *")
-        # Opened as an online copy: the caller may pause between steps for as
-        # long as it likes, so no snapshot is held unless the source is WAL
-        # (or step() is asked for everything at once).
-        rc = lib.sqlitebck_open(job, src, sname, dst, dname, 1)
-        if rc != SQLITE_OK:
-            raise _error(job, rc)
-        rc = lib.sqlitebck_hold(job)
-        if rc != SQLITE_OK:
-            error = _error(job, rc)
-            lib.sqlitebck_close(job)
-            raise error
-        self._job = job
+        self._ends = Endpoints(source, dest)
+        try:
+            # Opened as an online copy: the caller may pause between steps for
+            # as long as it likes, so no snapshot is held unless the source is
+            # WAL (or step() is asked for everything at once).
+            self._job = _open_job(self._ends.source, self._ends.dest, sname, dname, 1)
+            rc = lib.sqlitebck_hold(self._job)
+            if rc != SQLITE_OK:
+                error = _error(self._job, rc)
+                lib.sqlitebck_close(self._job)
+                raise error
+        except BaseException:
+            self._ends.close(complete=False)
+            raise
         self._open = True
-        self._source = source
-        self._dest = dest
 
     def step(self, pages: int = -1) -> bool:
         """Copy up to ``pages`` pages (``<= 0``: all that is left, as one
@@ -208,11 +230,10 @@ class Backup:
             return True
         if not self._open:
             raise sqlite3.ProgrammingError("the backup is closed")
-        _binding.check_connection(self._source)
-        _binding.check_connection(self._dest)
-        self._done = _batch(
-            self._job, npages, self._wait, None, self._source, self._dest
-        )
+        source, dest = self._ends.source, self._ends.dest
+        _binding.check_connection(source)
+        _binding.check_connection(dest)
+        self._done = _batch(self._job, npages, self._wait, None, source, dest)
         return self._done
 
     @property
@@ -235,7 +256,10 @@ class Backup:
         and release both connections. Calling it again does nothing."""
         if self._open:
             self._open = False
-            lib.sqlitebck_close(self._job)
+            try:
+                lib.sqlitebck_close(self._job)
+            finally:
+                self._ends.close(complete=self._done)
 
     close = finish
 
@@ -248,6 +272,25 @@ class Backup:
     def __del__(self) -> None:
         if getattr(self, "_open", False):
             self.finish()
+
+
+def _open_job(
+    source: sqlite3.Connection,
+    dest: sqlite3.Connection,
+    sname: bytes,
+    dname: bytes,
+    npages: int,
+) -> Any:
+    """Check both connections and start a job between them."""
+    src = _handle(source, "source")
+    dst = _handle(dest, "dest")
+    if source is dest:
+        raise ValueError("source and dest are the same connection")
+    job = ffi.new("sqlitebck_job *")
+    rc = lib.sqlitebck_open(job, src, sname, dst, dname, npages)
+    if rc != SQLITE_OK:
+        raise _error(job, rc)
+    return job
 
 
 def _batch(

@@ -16,13 +16,17 @@ import sqlitebck
 from sqlitebck import _errors
 
 
-@pytest.mark.parametrize("bad", [None, 1, "db.sqlite", object()])
+@pytest.mark.parametrize("bad", [None, 1, 2.5, object(), ["a.db"]])
 def test_non_connections_are_type_errors(
     src: sqlite3.Connection, dst: sqlite3.Connection, bad: Any
 ) -> None:
-    with pytest.raises(TypeError, match=r"source must be a sqlite3\.Connection"):
+    with pytest.raises(
+        TypeError, match=r"source must be a sqlite3\.Connection or a path"
+    ):
         sqlitebck.copy(bad, dst)
-    with pytest.raises(TypeError, match=r"dest must be a sqlite3\.Connection"):
+    with pytest.raises(
+        TypeError, match=r"dest must be a sqlite3\.Connection or a path"
+    ):
         sqlitebck.copy(src, bad)
 
 

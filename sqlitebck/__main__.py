@@ -1,0 +1,7 @@
+"""``python -m sqlitebck SOURCE DEST``: the command line."""
+
+import sys
+
+from sqlitebck.cli import main
+
+sys.exit(main())
