@@ -185,25 +185,42 @@ int sqlitebck_bind(const char *library, char *err, int nerr) {
 const char *sqlitebck_libversion(void) { return sqlitebck_sqlite.libversion(); }
 
 /*
-** Return the "sqlite3 *" stored OFFSET bytes into the object at address
-** OBJECT. For a CPython sqlite3.Connection, OFFSET is the size of the object
-** header. The caller guarantees that OBJECT is a live connection object and
-** checks the accessor against a real connection before trusting it.
+** Where the handle of a connection is found. Python refers to a connection
+** by an integer: on PyPy, the "sqlite3 *" itself (offset 0); on CPython,
+** the address of the sqlite3.Connection object, whose "sqlite3 *db" sits
+** right after the object header (offset: the header's size). Python sets
+** the offset once at import, then checks sqlitebck_handle() against a live
+** connection before using it for anything else.
 */
-sqlite3 *sqlitebck_connection_handle(uintptr_t object, size_t offset) {
+static size_t sqlitebck_handle_offset = 0;
+
+/* Set the offset of the handle in a connection object (0: none). */
+void sqlitebck_set_handle_offset(size_t offset) {
+  sqlitebck_handle_offset = offset;
+}
+
+/*
+** Return the "sqlite3 *" of CONNECTION, a reference as described above. The
+** caller guarantees that it refers to a live sqlite3.Connection.
+*/
+sqlite3 *sqlitebck_handle(uintptr_t connection) {
   sqlite3 *db;
-  memcpy(&db, (const char *)object + offset, sizeof db);
+
+  if (sqlitebck_handle_offset == 0) {
+    return (sqlite3 *)connection;
+  }
+  memcpy(&db, (const char *)connection + sqlitebck_handle_offset, sizeof db);
   return db;
 }
 
-/* sqlite3_total_changes() of DB, for checking the accessor. */
-int sqlitebck_total_changes(sqlite3 *db) {
-  return sqlitebck_sqlite.total_changes(db);
+/* sqlite3_total_changes() of CONNECTION, for checking sqlitebck_handle(). */
+int sqlitebck_total_changes(uintptr_t connection) {
+  return sqlitebck_sqlite.total_changes(sqlitebck_handle(connection));
 }
 
-/* sqlite3_get_autocommit() of DB, for checking the accessor. */
-int sqlitebck_get_autocommit(sqlite3 *db) {
-  return sqlitebck_sqlite.get_autocommit(db);
+/* sqlite3_get_autocommit() of CONNECTION, for checking sqlitebck_handle(). */
+int sqlitebck_get_autocommit(uintptr_t connection) {
+  return sqlitebck_sqlite.get_autocommit(sqlitebck_handle(connection));
 }
 
 /* Milliseconds on a monotonic clock. */
@@ -383,9 +400,18 @@ int sqlitebck_hold(sqlitebck_job *job) {
   return rc;
 }
 
+/* Release job->src_schema, unless it lives in job->schema_buf. */
+static void sqlitebck_free_schema(sqlitebck_job *job) {
+  if (job->src_schema && job->src_schema != job->schema_buf) {
+    sqlitebck_sqlite.free(job->src_schema);
+  }
+  job->src_schema = 0;
+}
+
 /*
 ** Start copying schema SRC_SCHEMA of connection SRC over schema DST_SCHEMA
-** of connection DST. PAGES is the batch size the caller will step with:
+** of connection DST (references as for sqlitebck_handle()). PAGES is the batch
+*size the caller will step with:
 ** <= 0 means the whole database as one snapshot, which is then held from
 ** the first step for a file source (or from the second for an in-memory one,
 ** whose single step needs no snapshot); > 0 means an online copy that holds
@@ -400,8 +426,11 @@ int sqlitebck_hold(sqlitebck_job *job) {
 ** are explained by sqlite3_errmsg() of DST. On SQLITE_OK the job must be
 ** ended with sqlitebck_close(); on any error there is nothing to end.
 */
-int sqlitebck_open(sqlitebck_job *job, sqlite3 *src, const char *src_schema,
-                   sqlite3 *dst, const char *dst_schema, int pages) {
+int sqlitebck_open(sqlitebck_job *job, uintptr_t src_connection,
+                   const char *src_schema, uintptr_t dst_connection,
+                   const char *dst_schema, int pages) {
+  sqlite3 *src = sqlitebck_handle(src_connection);
+  sqlite3 *dst = sqlitebck_handle(dst_connection);
   const char *src_file;
   int rc;
 
@@ -427,14 +456,17 @@ int sqlitebck_open(sqlitebck_job *job, sqlite3 *src, const char *src_schema,
     job->fault = "source and destination are the same database file";
     return SQLITE_MISUSE;
   }
-  job->src_schema = sqlitebck_sqlite.mprintf("%s", src_schema);
-  if (job->src_schema == 0) {
-    return SQLITE_NOMEM;
+  if (strlen(src_schema) < sizeof job->schema_buf) {
+    job->src_schema = strcpy(job->schema_buf, src_schema);
+  } else {
+    job->src_schema = sqlitebck_sqlite.mprintf("%s", src_schema);
+    if (job->src_schema == 0) {
+      return SQLITE_NOMEM;
+    }
   }
   job->backup = sqlitebck_sqlite.backup_init(dst, dst_schema, src, src_schema);
   if (job->backup == 0) {
-    sqlitebck_sqlite.free(job->src_schema);
-    job->src_schema = 0;
+    sqlitebck_free_schema(job);
     job->errdb = dst;
     rc = sqlitebck_sqlite.extended_errcode(dst);
     return rc == SQLITE_OK ? SQLITE_ERROR : rc;
@@ -468,23 +500,13 @@ int sqlitebck_open(sqlitebck_job *job, sqlite3 *src, const char *src_schema,
 }
 
 /*
-** Copy one batch of PAGES pages (PAGES <= 0: everything that is left), in
-** steps of at most SQLITEBCK_CHUNK_PAGES, returning early once BUDGET_MS
-** milliseconds have passed. While job->batch_left is not 0, a call goes on
-** with the batch a previous call left unfinished; the caller sets it to 0 to
-** start a new one.
-**
-** Returns SQLITE_DONE when the copy is complete and committed; SQLITE_OK
-** when more is to be copied; SQLITE_BUSY or SQLITE_LOCKED (possibly
-** extended) when a lock held elsewhere stopped it, to be retried unless
-** job->fault is set (the source connection itself holds a write
-** transaction); or another error, which ends the copy.
+** The body of sqlitebck_step() (see there), without its first check: that
+** the source connection has no write transaction open. Should another
+** thread open one meanwhile, SQLite refuses to step with SQLITE_BUSY.
 */
-int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
+static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
   long long deadline = sqlitebck_now_ms() + budget_ms;
 
-  job->fault = 0;
-  job->errdb = 0;
   if (job->batch_left <= 0) {
     job->batch_left = pages > 0 ? pages : INT_MAX;
   }
@@ -496,16 +518,8 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
     int n = job->batch_left < SQLITEBCK_CHUNK_PAGES ? job->batch_left
                                                     : SQLITEBCK_CHUNK_PAGES;
     int copied = job->pagecount - job->remaining;
-    int rc;
+    int rc = sqlitebck_pin_if_due(job);
 
-    if (sqlitebck_sqlite.txn_state &&
-        sqlitebck_sqlite.txn_state(job->src, job->src_schema) ==
-            SQLITE_TXN_WRITE) {
-      job->fault = "the source connection opened a write transaction during "
-                   "the copy; commit it before the next step";
-      return SQLITE_BUSY;
-    }
-    rc = sqlitebck_pin_if_due(job);
     if (rc == SQLITE_OK && job->steps > 0) {
       rc = sqlitebck_hold(job);
     }
@@ -541,6 +555,60 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
 }
 
 /*
+** Copy one batch of PAGES pages (PAGES <= 0: everything that is left), in
+** steps of at most SQLITEBCK_CHUNK_PAGES, returning early once BUDGET_MS
+** milliseconds have passed. While job->batch_left is not 0, a call goes on
+** with the batch a previous call left unfinished; the caller sets it to 0 to
+** start a new one.
+**
+** Returns SQLITE_DONE when the copy is complete and committed; SQLITE_OK
+** when more is to be copied; SQLITE_BUSY or SQLITE_LOCKED (possibly
+** extended) when a lock held elsewhere stopped it, to be retried unless
+** job->fault is set (the source connection itself holds a write
+** transaction); or another error, which ends the copy.
+*/
+int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
+  job->fault = 0;
+  job->errdb = 0;
+  if (sqlitebck_sqlite.txn_state &&
+      sqlitebck_sqlite.txn_state(job->src, job->src_schema) ==
+          SQLITE_TXN_WRITE) {
+    job->fault = "the source connection opened a write transaction during "
+                 "the copy; commit it before the next step";
+    return SQLITE_BUSY;
+  }
+  return sqlitebck_run(job, pages, budget_ms);
+}
+
+/*
+** A whole copy in one call when one step is enough, as it is for small
+** databases: sqlitebck_open(), one sqlitebck_step(), and sqlitebck_close()
+** if that step completed the copy. Returns:
+**   SQLITE_DONE  - the copy is complete and the job already closed;
+**   an error with job->backup == 0 - sqlitebck_open() (or the closing)
+**                  failed, and there is nothing to end;
+**   anything else - the result of the step, with the job open: the caller
+**                  goes on as after sqlitebck_step(), and ends the job.
+*/
+int sqlitebck_copy(sqlitebck_job *job, uintptr_t src, const char *src_schema,
+                   uintptr_t dst, const char *dst_schema, int pages,
+                   int budget_ms) {
+  int rc = sqlitebck_open(job, src, src_schema, dst, dst_schema, pages);
+
+  if (rc != SQLITE_OK) {
+    return rc;
+  }
+  rc = sqlitebck_run(job, pages, budget_ms);
+  if (rc == SQLITE_DONE) {
+    int closed = sqlitebck_close(job);
+    if (closed != SQLITE_OK) {
+      return closed;
+    }
+  }
+  return rc;
+}
+
+/*
 ** End the job, whatever its state: sqlite3_backup_finish() (which rolls the
 ** destination back to its previous content if the copy is not complete),
 ** give both connections their busy timeouts back, then release the source
@@ -564,10 +632,7 @@ int sqlitebck_close(sqlitebck_job *job) {
     sqlitebck_sqlite.busy_timeout(job->dst, job->dst_busy_ms);
     job->dst_busy_ms = -1;
   }
-  if (job->src_schema) {
-    sqlitebck_sqlite.free(job->src_schema);
-    job->src_schema = 0;
-  }
+  sqlitebck_free_schema(job);
   sqlitebck_unpin(job);
   if (job->hold) {
     sqlitebck_sqlite.finalize(job->hold);

@@ -35,6 +35,7 @@ typedef struct sqlitebck_job {
   sqlite3_stmt *pin;      /* statement holding the source snapshot, or 0 */
   sqlite3_stmt *hold;     /* statement keeping dst from being freed, or 0 */
   char *src_schema;       /* copy of the source schema name */
+  char schema_buf[32];    /* where src_schema points when it is short */
   int pin_at_step;        /* pin the source before this step; -1: never */
   int src_busy_ms;        /* saved busy timeout of src; -1: untouched */
   int dst_busy_ms;        /* saved busy timeout of dst; -1: untouched */
@@ -49,11 +50,15 @@ typedef struct sqlitebck_job {
 
 int sqlitebck_bind(const char *library, char *err, int nerr);
 const char *sqlitebck_libversion(void);
-sqlite3 *sqlitebck_connection_handle(uintptr_t object, size_t offset);
-int sqlitebck_total_changes(sqlite3 *db);
-int sqlitebck_get_autocommit(sqlite3 *db);
-int sqlitebck_open(sqlitebck_job *job, sqlite3 *src, const char *src_schema,
-                   sqlite3 *dst, const char *dst_schema, int pages);
+void sqlitebck_set_handle_offset(size_t offset);
+sqlite3 *sqlitebck_handle(uintptr_t connection);
+int sqlitebck_total_changes(uintptr_t connection);
+int sqlitebck_get_autocommit(uintptr_t connection);
+int sqlitebck_open(sqlitebck_job *job, uintptr_t src, const char *src_schema,
+                   uintptr_t dst, const char *dst_schema, int pages);
+int sqlitebck_copy(sqlitebck_job *job, uintptr_t src, const char *src_schema,
+                   uintptr_t dst, const char *dst_schema, int pages,
+                   int budget_ms);
 int sqlitebck_hold(sqlitebck_job *job);
 int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms);
 int sqlitebck_close(sqlitebck_job *job);

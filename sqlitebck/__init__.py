@@ -47,6 +47,12 @@ _INT_MAX = 2**31 - 1
 # Longest time one C call copies before returning to Python, so that signals
 # (Ctrl-C), progress reports and timeouts are served several times a second.
 _BUDGET_MS = 50
+# Job structs of finished copies, kept for the next ones (allocating one
+# is a noticeable part of copying a small database). A job is taken off the
+# list while in use, so nested and concurrent copies never share one.
+_spare_jobs: list[Any] = []
+_SPARE_JOBS = 8
+_new_tuple = tuple.__new__
 # Retry delays while a lock held elsewhere stops the copy: doubling from the
 # first to the last, never past the timeout.
 _BACKOFF_FIRST = 0.001
@@ -117,30 +123,34 @@ def copy(
     (3,)
     """
     started = time.perf_counter()
-    npages = _pages(pages)
-    delay = _sleep(sleep)
-    wait = _timeout(timeout)
+    # The usual values pass a quick test here; any other gets the full check.
+    npages = (
+        pages if type(pages) is int and _INT_MIN <= pages <= _INT_MAX else _pages(pages)
+    )
+    delay = 0.0 if sleep == 0 and type(sleep) is int else _sleep(sleep)
+    wait = (
+        timeout
+        if type(timeout) is float and 0.0 <= timeout < math.inf
+        else _timeout(timeout)
+    )
     if progress is not None and not callable(progress):
         raise TypeError(
             f"progress must be callable or None, not {type(progress).__name__}"
         )
-    sname = _schema(source_name, "source_name")
-    dname = _schema(dest_name, "dest_name")
+    sname = b"main" if source_name == "main" else _schema(source_name, "source_name")
+    dname = b"main" if dest_name == "main" else _schema(dest_name, "dest_name")
     if isinstance(source, sqlite3.Connection) and isinstance(dest, sqlite3.Connection):
-        job = _copy(source, dest, sname, dname, npages, delay, wait, progress)
-    else:
-        ends = Endpoints(source, dest)
-        try:
-            job = _copy(
-                ends.source, ends.dest, sname, dname, npages, delay, wait, progress
-            )
-        except BaseException:
-            ends.close(complete=False)
-            raise
-        ends.close(complete=True)
-    return CopyResult(
-        job.pagecount, job.steps, job.restarts, time.perf_counter() - started
-    )
+        return _result(
+            _copy(source, dest, sname, dname, npages, delay, wait, progress), started
+        )
+    ends = Endpoints(source, dest)
+    try:
+        job = _copy(ends.source, ends.dest, sname, dname, npages, delay, wait, progress)
+    except BaseException:
+        ends.close(complete=False)
+        raise
+    ends.close(complete=True)
+    return _result(job, started)
 
 
 def _copy(
@@ -153,12 +163,28 @@ def _copy(
     wait: float | None,
     progress: Progress | None,
 ) -> Any:
-    """Copy between two connections, arguments checked; return the job."""
-    job = _open_job(source, dest, sname, dname, npages)
+    """Copy between two connections, other arguments checked; return the
+    finished job. The path every call takes is kept short: it is most of the
+    cost of copying a small database."""
+    check = _binding.check_connection
+    check(source)
+    check(dest)
+    if source is dest:
+        raise ValueError("source and dest are the same connection")
+    ref = _binding.connection_ref
+    job = _spare_jobs.pop() if _spare_jobs else ffi.new("sqlitebck_job *")
+    # One call does it all when one step is enough (small databases).
+    rc = lib.sqlitebck_copy(
+        job, ref(source), sname, ref(dest), dname, npages, _BUDGET_MS
+    )
+    if rc == SQLITE_DONE:
+        if progress is not None:
+            progress(rc, 0, job.pagecount)
+        return job
+    if job.backup == ffi.NULL:  # refused, or failed before it started
+        raise _error(job, rc)
     try:
-        while not _batch(job, npages, wait, progress, source, dest):
-            if delay:
-                time.sleep(delay)
+        _drive(job, rc, npages, wait, progress, source, dest, delay)
     except BaseException:
         lib.sqlitebck_close(job)
         raise
@@ -166,6 +192,17 @@ def _copy(
     if rc != SQLITE_OK:
         raise _error(job, rc)
     return job
+
+
+def _result(job: Any, started: float) -> CopyResult:
+    """The result of a finished job; the job struct is kept for reuse."""
+    result = _new_tuple(
+        CopyResult,
+        (job.pagecount, job.steps, job.restarts, time.perf_counter() - started),
+    )
+    if len(_spare_jobs) < _SPARE_JOBS:
+        _spare_jobs.append(job)
+    return result
 
 
 class Backup:
@@ -233,7 +270,10 @@ class Backup:
         source, dest = self._ends.source, self._ends.dest
         _binding.check_connection(source)
         _binding.check_connection(dest)
-        self._done = _batch(self._job, npages, self._wait, None, source, dest)
+        job = self._job
+        job.batch_left = 0  # a new batch, whatever became of the last one
+        rc = lib.sqlitebck_step(job, npages, _BUDGET_MS)
+        self._done = _drive(job, rc, npages, self._wait, None, source, dest, None)
         return self._done
 
     @property
@@ -282,10 +322,7 @@ def _open_job(
     npages: int,
 ) -> Any:
     """Check both connections and start a job between them."""
-    src = _handle(source, "source")
-    dst = _handle(dest, "dest")
-    if source is dest:
-        raise ValueError("source and dest are the same connection")
+    src, dst = _refs(source, dest)
     job = ffi.new("sqlitebck_job *")
     rc = lib.sqlitebck_open(job, src, sname, dst, dname, npages)
     if rc != SQLITE_OK:
@@ -293,26 +330,29 @@ def _open_job(
     return job
 
 
-def _batch(
+def _drive(
     job: Any,
+    rc: int,
     npages: int,
     wait: float | None,
     progress: Progress | None,
     source: sqlite3.Connection,
     dest: sqlite3.Connection,
+    delay: float | None,
 ) -> bool:
-    """Copy one batch of ``job``; True once the whole copy is done.
+    """Carry ``job`` on from ``rc``, the result of its last step.
 
-    Retries while a lock held elsewhere stops it, for up to ``wait`` seconds
-    without progress; between C calls, runs the sqlite3 module's checks on
-    both connections (closed meanwhile, another thread).
+    Steps until the copy is done, sleeping ``delay`` seconds between batches;
+    with ``delay`` None, only until the current batch is complete. Returns
+    True once the copy is done. Retries while a lock held elsewhere stops
+    it, for up to ``wait`` seconds without progress; between C calls, runs
+    the sqlite3 module's checks on both connections (closed meanwhile,
+    used from another thread).
     """
     step = lib.sqlitebck_step
     blocked_since: float | None = None
     backoff = _BACKOFF_FIRST
-    job.batch_left = 0  # a new batch, whatever became of the last one
     while True:
-        rc = step(job, npages, _BUDGET_MS)
         if rc in (SQLITE_OK, SQLITE_DONE):
             blocked_since = None
             backoff = _BACKOFF_FIRST
@@ -321,24 +361,26 @@ def _batch(
             if rc == SQLITE_DONE:
                 return True
             if job.batch_left == 0:
-                return False
-            _binding.check_connection(source)
-            _binding.check_connection(dest)
-            continue
-        if rc & 0xFF not in (SQLITE_BUSY, SQLITE_LOCKED) or job.fault:
+                if delay is None:
+                    return False
+                if delay:
+                    time.sleep(delay)
+        elif rc & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED) and not job.fault:
+            now = time.monotonic()
+            if blocked_since is None:
+                blocked_since = now
+            left = math.inf if wait is None else blocked_since + wait - now
+            if left <= 0:
+                raise _error(job, rc)
+            if progress is not None:
+                progress(rc, job.remaining, job.pagecount)
+            time.sleep(min(backoff, left))
+            backoff = min(backoff * 2, _BACKOFF_LAST)
+        else:
             raise _error(job, rc)
-        now = time.monotonic()
-        if blocked_since is None:
-            blocked_since = now
-        left = math.inf if wait is None else blocked_since + wait - now
-        if left <= 0:
-            raise _error(job, rc)
-        if progress is not None:
-            progress(rc, job.remaining, job.pagecount)
-        time.sleep(min(backoff, left))
-        backoff = min(backoff * 2, _BACKOFF_LAST)
         _binding.check_connection(source)
         _binding.check_connection(dest)
+        rc = step(job, npages, _BUDGET_MS)
 
 
 def _error(job: Any, rc: int) -> Exception:
@@ -349,14 +391,23 @@ def _error(job: Any, rc: int) -> Exception:
     return sqlite_error(rc, message)
 
 
-def _handle(conn: object, role: str) -> Any:
-    """The ``sqlite3 *`` of connection ``conn``, after the module's own checks."""
+def _refs(source: sqlite3.Connection, dest: sqlite3.Connection) -> tuple[int, int]:
+    """How the C core refers to both connections, after the checks."""
+    src = _ref(source, "source")
+    dst = _ref(dest, "dest")
+    if source is dest:
+        raise ValueError("source and dest are the same connection")
+    return src, dst
+
+
+def _ref(conn: object, role: str) -> int:
+    """How the C core refers to ``conn``, after the module's own checks."""
     if not isinstance(conn, sqlite3.Connection):
         raise TypeError(
-            f"{role} must be a sqlite3.Connection, not {type(conn).__name__}"
+            f"{role} must be a sqlite3.Connection or a path, not {type(conn).__name__}"
         )
     _binding.check_connection(conn)
-    return _binding.connection_handle(conn)
+    return _binding.connection_ref(conn)
 
 
 def _pages(pages: object) -> int:

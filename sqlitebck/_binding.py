@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import platform
 import sqlite3
-from typing import Any, Callable
+from typing import Callable
 
 from sqlitebck._sqlitebck import ffi, lib
 
@@ -57,25 +57,24 @@ def _bind() -> None:
     )
 
 
-def _cpython_accessor() -> Callable[[sqlite3.Connection], Any]:
-    # pysqlite_Connection keeps "sqlite3 *db" right after PyObject_HEAD, whose
-    # size the interpreter reports as object.__basicsize__.
-    offset = object.__basicsize__
-    handle = lib.sqlitebck_connection_handle
-
-    def accessor(conn: sqlite3.Connection) -> Any:
-        return handle(id(conn), offset)
-
-    return accessor
+def _pypy_ref(conn: sqlite3.Connection) -> int:
+    """PyPy: a connection's reference is its ``sqlite3 *`` itself."""
+    return int(ffi.cast("uintptr_t", conn._db))  # type: ignore[attr-defined]
 
 
-def _pypy_accessor() -> Callable[[sqlite3.Connection], Any]:
-    cast = ffi.cast
+def _references() -> Callable[[sqlite3.Connection], int]:
+    """How to refer to a connection in calls to the C core.
 
-    def accessor(conn: sqlite3.Connection) -> Any:
-        return cast("sqlite3 *", conn._db)  # type: ignore[attr-defined]
-
-    return accessor
+    On CPython, by the address of the connection object (``id``): the C core
+    reads the ``sqlite3 *db`` that follows the object header, whose size the
+    interpreter reports as ``object.__basicsize__``. On PyPy, by the value of
+    the connection's ``_db`` handle.
+    """
+    if PYPY:
+        lib.sqlitebck_set_handle_offset(0)
+        return _pypy_ref
+    lib.sqlitebck_set_handle_offset(object.__basicsize__)
+    return id
 
 
 if hasattr(sqlite3.Connection, "getlimit"):  # Python 3.11+: the cheapest
@@ -96,21 +95,22 @@ else:
         sqlite3.Connection.cursor(conn)
 
 
-def _verify(accessor: Callable[[sqlite3.Connection], Any]) -> None:
-    """Check the accessor against a live connection; ImportError if wrong."""
+def _verify(ref: Callable[[sqlite3.Connection], int]) -> None:
+    """Check the handle accessor against a live connection; ImportError if
+    what the C core reads through it disagrees with the sqlite3 module."""
     probe = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        db = accessor(probe)
-        if db == ffi.NULL:
+        conn = ref(probe)
+        if lib.sqlitebck_handle(conn) == ffi.NULL:
             raise ImportError("connection handle is NULL")
         probe.execute("CREATE TABLE t(x)")
         probe.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(7)])
-        if lib.sqlitebck_total_changes(db) != probe.total_changes:
+        if lib.sqlitebck_total_changes(conn) != probe.total_changes:
             raise ImportError("total_changes disagrees")
         probe.execute("BEGIN")
-        in_txn = lib.sqlitebck_get_autocommit(db) == 0
+        in_txn = lib.sqlitebck_get_autocommit(conn) == 0
         probe.execute("COMMIT")
-        out_txn = lib.sqlitebck_get_autocommit(db) == 1
+        out_txn = lib.sqlitebck_get_autocommit(conn) == 1
         if not (in_txn and out_txn):
             raise ImportError("the autocommit flag disagrees")
     except ImportError as e:
@@ -124,5 +124,6 @@ def _verify(accessor: Callable[[sqlite3.Connection], Any]) -> None:
 
 
 _bind()
-connection_handle = _pypy_accessor() if PYPY else _cpython_accessor()
-_verify(connection_handle)
+#: ``connection_ref(conn)``: how the C core is told which connection to use.
+connection_ref = _references()
+_verify(connection_ref)
