@@ -78,7 +78,12 @@ def make_source(path: Path, journal: str, size_mb: int) -> None:
     conn.close()
 
 
-def stdlib_copy(source: Path, dest: Path, cap: float) -> tuple[bool, int]:
+Series = list[tuple[float, int]]  # (seconds since the start, pages remaining)
+
+
+def stdlib_copy(
+    source: Path, dest: Path, cap: float, series: Series
+) -> tuple[bool, int]:
     """Connection.backup(pages=100); (finished, restarts)."""
     src = sqlite3.connect(source)
     dst = sqlite3.connect(dest)
@@ -88,6 +93,7 @@ def stdlib_copy(source: Path, dest: Path, cap: float) -> tuple[bool, int]:
 
     def progress(status: int, remaining: int, total: int) -> None:
         nonlocal restarts, last_done
+        series.append((time.monotonic() - started, remaining))
         done = total - remaining
         if done < last_done:
             restarts += 1
@@ -105,18 +111,26 @@ def stdlib_copy(source: Path, dest: Path, cap: float) -> tuple[bool, int]:
         dst.close()
 
 
-def sqlitebck_copy(source: Path, dest: Path, cap: float) -> tuple[bool, int]:
+def sqlitebck_copy(
+    source: Path, dest: Path, cap: float, series: Series
+) -> tuple[bool, int]:
     """sqlitebck.copy(pages=100); (finished, restarts)."""
     src = sqlite3.connect(source)
     dst = sqlite3.connect(dest)
+    started = time.monotonic()
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        series.append((time.monotonic() - started, remaining))
+
     try:
-        return True, sqlitebck.copy(src, dst, pages=100, timeout=cap).restarts
+        result = sqlitebck.copy(src, dst, pages=100, timeout=cap, progress=progress)
+        return True, result.restarts
     finally:
         src.close()
         dst.close()
 
 
-CONTENDERS: dict[str, Callable[[Path, Path, float], tuple[bool, int]]] = {
+CONTENDERS: dict[str, Callable[[Path, Path, float, Series], tuple[bool, int]]] = {
     "stdlib backup(pages=100)": stdlib_copy,
     "sqlitebck.copy(pages=100)": sqlitebck_copy,
 }
@@ -140,8 +154,9 @@ def run_mode(
         for round_ in range(args.rounds):
             for name, contender in CONTENDERS.items():  # alternating: A B A B
                 dest = tmp / f"copy-{journal}-{round_}-{len(results)}.db"
+                series: Series = []
                 t0 = time.time()
-                finished, restarts = contender(source, dest, args.cap)
+                finished, restarts = contender(source, dest, args.cap, series)
                 t1 = time.time()
                 results.append(
                     {
@@ -152,6 +167,7 @@ def run_mode(
                         "restarts": restarts,
                         "t0": t0,
                         "t1": t1,
+                        "series": series,
                     }
                 )
                 dest.unlink()
