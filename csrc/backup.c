@@ -563,9 +563,9 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
 **
 ** Returns SQLITE_DONE when the copy is complete and committed; SQLITE_OK
 ** when more is to be copied; SQLITE_BUSY or SQLITE_LOCKED (possibly
-** extended) when a lock held elsewhere stopped it, to be retried unless
-** job->fault is set (the source connection itself holds a write
-** transaction); or another error, which ends the copy.
+** extended) when a lock held elsewhere stopped it, or when the source
+** connection has a write transaction open (job->fault then says so), to be
+** retried; or another error, which ends the copy.
 */
 int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
   job->fault = 0;
@@ -573,8 +573,8 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
   if (sqlitebck_sqlite.txn_state &&
       sqlitebck_sqlite.txn_state(job->src, job->src_schema) ==
           SQLITE_TXN_WRITE) {
-    job->fault = "the source connection opened a write transaction during "
-                 "the copy; commit it before the next step";
+    job->fault = "the source connection has a write transaction open; the "
+                 "copy goes on once it is committed or rolled back";
     return SQLITE_BUSY;
   }
   return sqlitebck_run(job, pages, budget_ms);

@@ -345,9 +345,10 @@ def _drive(
     Steps until the copy is done, sleeping ``delay`` seconds between batches;
     with ``delay`` None, only until the current batch is complete. Returns
     True once the copy is done. Retries while a lock held elsewhere stops
-    it, for up to ``wait`` seconds without progress; between C calls, runs
-    the sqlite3 module's checks on both connections (closed meanwhile,
-    used from another thread).
+    it, or while the source connection has a write transaction open (another
+    thread may be using it), for up to ``wait`` seconds without progress;
+    between C calls, runs the sqlite3 module's checks on both connections
+    (closed meanwhile, used from another thread).
     """
     step = lib.sqlitebck_step
     blocked_since: float | None = None
@@ -365,7 +366,7 @@ def _drive(
                     return False
                 if delay:
                     time.sleep(delay)
-        elif rc & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED) and not job.fault:
+        elif rc & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED):
             now = time.monotonic()
             if blocked_since is None:
                 blocked_since = now

@@ -16,6 +16,8 @@ import sqlite3
 import urllib.parse
 from typing import Union
 
+from sqlitebck._errors import sqlite_error
+
 Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 Endpoint = Union[sqlite3.Connection, Path]
 
@@ -70,7 +72,11 @@ class Endpoints:
                 raise ValueError(
                     f"source and dest are the same file: {src_path!r}, {dst_path!r}"
                 )
-            os.stat(src_path)  # FileNotFoundError names the missing file
+            # FileNotFoundError names the missing file. An empty file is an
+            # empty database to SQLite: copying it would wipe the destination,
+            # and a path to one is almost surely a mistake.
+            if os.stat(src_path).st_size == 0 and not os.path.isdir(src_path):
+                raise sqlite_error(26, f"{src_path}: an empty file, not a database")
             uri = "file:" + urllib.parse.quote(src_path) + "?mode=ro"
             self.source: sqlite3.Connection = sqlite3.connect(uri, uri=True)
         else:

@@ -124,7 +124,7 @@ def test_same_rules_as_copy(
         sqlitebck.Backup(src, dst, source_name="nope")
     with pytest.raises(ValueError):
         sqlitebck.Backup(src, dst, timeout=-1)
-    backup = sqlitebck.Backup(src, dst)
+    backup = sqlitebck.Backup(src, dst, timeout=0.1)
     with pytest.raises(TypeError):
         backup.step(1.5)  # type: ignore[arg-type]
     src.execute("INSERT INTO t(v) VALUES (x'00')")  # a write transaction
