@@ -21,7 +21,8 @@
 ** otherwise.
 */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* RTLD_NOLOAD */
+/* A feature-test macro, for RTLD_NOLOAD. */
+#define _GNU_SOURCE /* NOLINT(bugprone-reserved-identifier) */
 #endif
 
 #include "sqlitebck.h"
@@ -204,13 +205,13 @@ void sqlitebck_set_handle_offset(size_t offset) {
 ** caller guarantees that it refers to a live sqlite3.Connection.
 */
 sqlite3 *sqlitebck_handle(uintptr_t connection) {
-  sqlite3 *db;
+  uintptr_t db;
 
   if (sqlitebck_handle_offset == 0) {
     return (sqlite3 *)connection;
   }
   memcpy(&db, (const char *)connection + sqlitebck_handle_offset, sizeof db);
-  return db;
+  return (sqlite3 *)db;
 }
 
 /* sqlite3_total_changes() of CONNECTION, for checking sqlitebck_handle(). */
@@ -432,6 +433,7 @@ int sqlitebck_open(sqlitebck_job *job, uintptr_t src_connection,
   sqlite3 *src = sqlitebck_handle(src_connection);
   sqlite3 *dst = sqlitebck_handle(dst_connection);
   const char *src_file;
+  size_t length;
   int rc;
 
   memset(job, 0, sizeof *job);
@@ -456,8 +458,9 @@ int sqlitebck_open(sqlitebck_job *job, uintptr_t src_connection,
     job->fault = "source and destination are the same database file";
     return SQLITE_MISUSE;
   }
-  if (strlen(src_schema) < sizeof job->schema_buf) {
-    job->src_schema = strcpy(job->schema_buf, src_schema);
+  length = strlen(src_schema);
+  if (length < sizeof job->schema_buf) {
+    job->src_schema = memcpy(job->schema_buf, src_schema, length + 1);
   } else {
     job->src_schema = sqlitebck_sqlite.mprintf("%s", src_schema);
     if (job->src_schema == 0) {
