@@ -21,7 +21,7 @@
 ** otherwise.
 */
 #ifndef _GNU_SOURCE
-/* A feature-test macro, for RTLD_NOLOAD. */
+/* A feature-test macro, for RTLD_NOLOAD on Linux. */
 #define _GNU_SOURCE /* NOLINT(bugprone-reserved-identifier) */
 #endif
 
@@ -32,9 +32,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <dlfcn.h>
 #include <sys/stat.h>
 #include <time.h>
+#endif
 
 /* The SQLite result codes and constants used here (stable ABI). */
 #define SQLITE_OK 0
@@ -140,8 +144,10 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
 /*
 ** Resolve every function of struct sqlitebck_api from the SQLite library
 ** that is already loaded into the process through LIBRARY: a loaded module
-** file (its dependencies are searched too), or the main program when
-** LIBRARY is 0. Nothing new is ever loaded.
+** file, whose dependencies are searched too (Linux, macOS: dlopen with
+** RTLD_NOLOAD, then dlsym), or a loaded DLL (Windows: GetModuleHandle, then
+** GetProcAddress; sqlite3.dll, as _sqlite3.pyd exports nothing of SQLite);
+** or the main program when LIBRARY is 0. Nothing new is ever loaded.
 **
 ** Returns SQLITE_OK, or SQLITE_ERROR with a message in ERR (NERR bytes)
 ** naming what was tried; on failure the previous binding is kept. This is
@@ -150,24 +156,35 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
 int sqlitebck_bind(const char *library, char *err, int nerr) {
   struct sqlitebck_api api;
   const char *what = library ? library : "the main program";
-  void *lib;
   size_t i;
-
-  memset(&api, 0, sizeof api);
-  if (library) {
-    lib = dlopen(library, RTLD_NOW | RTLD_NOLOAD);
-  } else {
-    lib = dlopen(0, RTLD_NOW);
+#ifdef _WIN32
+  HMODULE lib = GetModuleHandleA(library);
+  if (lib == 0) {
+    snprintf(err, (size_t)nerr, "%s is not loaded (error %lu)", what,
+             (unsigned long)GetLastError());
+    return SQLITE_ERROR;
   }
+#else
+  void *lib =
+      library ? dlopen(library, RTLD_NOW | RTLD_NOLOAD) : dlopen(0, RTLD_NOW);
   if (lib == 0) {
     const char *why = dlerror();
     snprintf(err, (size_t)nerr, "%s is not loaded (%s)", what,
              why ? why : "dlopen failed");
     return SQLITE_ERROR;
   }
+#endif
+
+  memset(&api, 0, sizeof api);
   for (i = 0; i < sizeof sqlitebck_symbols / sizeof sqlitebck_symbols[0]; i++) {
     const struct sqlitebck_symbol *s = &sqlitebck_symbols[i];
+#ifdef _WIN32
+    FARPROC proc = GetProcAddress(lib, s->name);
+    void *f;
+    memcpy(&f, &proc, sizeof f);
+#else
     void *f = dlsym(lib, s->name);
+#endif
     if (f == 0 && s->required) {
       snprintf(err, (size_t)nerr, "%s provides no %s", what, s->name);
       return SQLITE_ERROR;
@@ -226,31 +243,40 @@ int sqlitebck_get_autocommit(uintptr_t connection) {
 
 /* Milliseconds on a monotonic clock. */
 static long long sqlitebck_now_ms(void) {
+#ifdef _WIN32
+  return (long long)GetTickCount64();
+#else
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+#endif
 }
 
 /*
 ** Return 1 if the database files named A and B are the same file (same
-** name, or same device and inode, which sees through symbolic and hard
-** links), else 0. An empty or missing name (in-memory and temporary
-** databases) is never the same file as anything.
+** name, or on POSIX the same device and inode, which sees through symbolic
+** and hard links), else 0. An empty or missing name (in-memory and
+** temporary databases) is never the same file as anything.
 */
 static int sqlitebck_same_file(const char *a, const char *b) {
-  struct stat sa;
-  struct stat sb;
-
   if (a == 0 || b == 0 || a[0] == 0 || b[0] == 0) {
     return 0;
   }
   if (strcmp(a, b) == 0) {
     return 1;
   }
-  if (stat(a, &sa) != 0 || stat(b, &sb) != 0) {
-    return 0;
+#ifdef _WIN32
+  return 0; /* SQLite made both names absolute: equal names said it all */
+#else
+  {
+    struct stat sa;
+    struct stat sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0) {
+      return 0;
+    }
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
   }
-  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+#endif
 }
 
 /* sqlite3_exec() callback: store the first column of a row as an int. */

@@ -34,7 +34,7 @@ from sqlitebck._sqlitebck import ffi, lib
 
 __all__ = ["Backup", "CopyResult", "__version__", "copy", "sqlite_version"]
 
-__version__ = "2.0.0.dev0"
+__version__ = "2.0.0"
 
 #: Version of the SQLite library in use: always ``sqlite3.sqlite_version``.
 sqlite_version: str = ffi.string(lib.sqlitebck_libversion()).decode()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import platform
 import sqlite3
+import sys
 from typing import Callable
 
 from sqlitebck._sqlitebck import ffi, lib
@@ -29,6 +30,8 @@ def _library_paths() -> list[str | None]:
         module = importlib.import_module(_CARRIER)
     except ImportError:
         module = None
+    if sys.platform == "win32":
+        paths.append("sqlite3.dll")  # _sqlite3.pyd re-exports none of SQLite
     path = getattr(module, "__file__", None)
     if isinstance(path, str):
         paths.append(path)
