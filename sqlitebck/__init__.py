@@ -322,9 +322,14 @@ def _open_job(
     npages: int,
 ) -> Any:
     """Check both connections and start a job between them."""
-    src, dst = _refs(source, dest)
+    check = _binding.check_connection
+    check(source)
+    check(dest)
+    if source is dest:
+        raise ValueError("source and dest are the same connection")
+    ref = _binding.connection_ref
     job = ffi.new("sqlitebck_job *")
-    rc = lib.sqlitebck_open(job, src, sname, dst, dname, npages)
+    rc = lib.sqlitebck_open(job, ref(source), sname, ref(dest), dname, npages)
     if rc != SQLITE_OK:
         raise _error(job, rc)
     return job
@@ -390,25 +395,6 @@ def _error(job: Any, rc: int) -> Exception:
     if rc == SQLITE_MISUSE and job.fault:
         return ValueError(message)
     return sqlite_error(rc, message)
-
-
-def _refs(source: sqlite3.Connection, dest: sqlite3.Connection) -> tuple[int, int]:
-    """How the C core refers to both connections, after the checks."""
-    src = _ref(source, "source")
-    dst = _ref(dest, "dest")
-    if source is dest:
-        raise ValueError("source and dest are the same connection")
-    return src, dst
-
-
-def _ref(conn: object, role: str) -> int:
-    """How the C core refers to ``conn``, after the module's own checks."""
-    if not isinstance(conn, sqlite3.Connection):
-        raise TypeError(
-            f"{role} must be a sqlite3.Connection or a path, not {type(conn).__name__}"
-        )
-    _binding.check_connection(conn)
-    return _binding.connection_ref(conn)
 
 
 def _pages(pages: object) -> int:

@@ -19,6 +19,11 @@ def old_dest(tmp_path: Path) -> sqlite3.Connection:
     return sqlite3.connect(make_db(tmp_path / "dest.db", rows=3))
 
 
+def file_of(conn: sqlite3.Connection) -> str:
+    """The file of the main database of ``conn``."""
+    return str(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
 def released(path: str | Path) -> bool:
     """True if another connection can write ``path`` at once."""
     other = sqlite3.connect(path, timeout=0)
@@ -62,7 +67,7 @@ def test_leaving_the_with_block_early_rolls_back(
     src: sqlite3.Connection, old_dest: sqlite3.Connection
 ) -> None:
     before = rows(old_dest)
-    path = old_dest.execute("PRAGMA database_list").fetchone()[2]
+    path = file_of(old_dest)
     with sqlitebck.Backup(src, old_dest) as backup:
         assert backup.step(3) is False
         assert not released(path)  # the copy holds the destination meanwhile
@@ -85,7 +90,7 @@ def test_dropping_an_unfinished_backup_rolls_back_and_releases(
     src: sqlite3.Connection, old_dest: sqlite3.Connection
 ) -> None:
     before = rows(old_dest)
-    path = old_dest.execute("PRAGMA database_list").fetchone()[2]
+    path = file_of(old_dest)
     backup = sqlitebck.Backup(src, old_dest)
     backup.step(2)
     del backup
@@ -175,7 +180,7 @@ def test_closing_the_destination_before_finishing_is_safe(
     src: sqlite3.Connection, old_dest: sqlite3.Connection
 ) -> None:
     before = rows(old_dest)
-    path = old_dest.execute("PRAGMA database_list").fetchone()[2]
+    path = file_of(old_dest)
     backup = sqlitebck.Backup(src, old_dest)
     backup.step(2)
     if close_during_backup(old_dest):
