@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from typing import Callable
 
 import sqlitebck
 
@@ -49,11 +50,12 @@ def main() -> None:
         abandoned.step(2)
         del abandoned
         gc.collect()
-        for bad in (
+        bad_calls: list[Callable[[], object]] = [
             lambda: sqlitebck.copy(src, src),
             lambda: sqlitebck.copy(src, sqlite3.connect(":memory:"), source_name="x"),
             lambda: sqlitebck.copy(os.path.join(tmp, "missing.db"), ":memory:"),
-        ):
+        ]
+        for bad in bad_calls:
             with contextlib.suppress(ValueError, sqlite3.Error, OSError):
                 bad()
         junk = os.path.join(tmp, "junk.db")

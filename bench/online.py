@@ -149,7 +149,7 @@ def run_mode(
     )
     assert writer.stdout is not None
     assert writer.stdout.readline().strip() == "started"
-    results = []
+    results: list[dict[str, object]] = []
     try:
         for round_ in range(args.rounds):
             for name, contender in CONTENDERS.items():  # alternating: A B A B
@@ -177,7 +177,7 @@ def run_mode(
         out, _ = writer.communicate(timeout=120)
     commits = json.loads(out.splitlines()[-1])
     for r in results:
-        during = [lat for t, lat in commits if r["t0"] <= t <= r["t1"]]  # type: ignore[operator]
+        during = [lat for t, lat in commits if r["t0"] <= t <= r["t1"]]
         r["commits"] = len(during)
         r["worst_stall_ms"] = 1000 * max(during, default=0.0)
     return results

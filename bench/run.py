@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import sqlitebck
 
@@ -37,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import online  # noqa: E402
 
+apsw: Any
 try:
     import apsw
 except ImportError:  # reported as missing in the results
@@ -128,7 +130,9 @@ def contenders(case: Case, direction: str) -> dict[str, Work]:
         apsw_src, apsw_mem = str(case.apsw_path), case.apsw_memory
 
         def apsw_work() -> None:
-            a = apsw_mem if direction == "memory→file" else apsw.Connection(apsw_src)
+            a: Any = (
+                apsw_mem if direction == "memory→file" else apsw.Connection(apsw_src)
+            )
             b = apsw.Connection(
                 ":memory:" if direction == "file→memory" else fresh(dst)
             )

@@ -18,14 +18,13 @@ from conftest import make_db, rows
 import sqlitebck
 
 
-def cli(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sqlitebck", *args],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=tempfile.gettempdir(),
-        **kw,  # type: ignore[call-overload]
     )
 
 

@@ -243,7 +243,7 @@ def test_bad_progress_and_names(
     with pytest.raises(ValueError):
         sqlitebck.copy(src, dst, dest_name="\udcff")
     with pytest.raises(TypeError):
-        sqlitebck.copy(src, dst, 1, 0, None)  # type: ignore[misc]
+        sqlitebck.copy(src, dst, 1, 0, None)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from conftest import integrity, python
@@ -154,9 +155,9 @@ def test_rollback_online_copy_escalates_after_restarts(busy_bank: Path) -> None:
 
 
 @pytest.mark.parametrize("journal", ["wal", "delete"])
-@pytest.mark.parametrize("isolation", [None, ""])
+@pytest.mark.parametrize("isolation", [None, "DEFERRED"])
 def test_writes_through_the_source_connection_reach_the_destination(
-    tmp_path: Path, journal: str, isolation: str | None
+    tmp_path: Path, journal: str, isolation: Literal["DEFERRED"] | None
 ) -> None:
     path = bank(tmp_path / "bank.db", journal)
     source = sqlite3.connect(path, isolation_level=isolation)

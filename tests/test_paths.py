@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import integrity, make_db, python, rows
@@ -34,7 +35,7 @@ def test_source_and_destination_paths_of_every_kind(tmp_path: Path, kind: type) 
     source = make_db(tmp_path / "src.db", rows=500)
     before = source.read_bytes()
 
-    def as_kind(p: Path) -> object:
+    def as_kind(p: Path) -> Any:
         return os.fsencode(p) if kind is bytes else kind(p)
 
     result = sqlitebck.copy(as_kind(source), as_kind(tmp_path / "new.db"))
