@@ -19,6 +19,7 @@ Run: python bench/run.py [--large] [--quick]
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import shutil
@@ -38,9 +39,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import online  # noqa: E402
 
-apsw: Any
+apsw: Any  # a module, or None where APSW is not installed
 try:
-    import apsw
+    apsw = importlib.import_module("apsw")
 except ImportError:  # reported as missing in the results
     apsw = None
 
