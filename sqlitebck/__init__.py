@@ -166,17 +166,10 @@ def _copy(
     """Copy between two connections, other arguments checked; return the
     finished job. The path every call takes is kept short: it is most of the
     cost of copying a small database."""
-    check = _binding.check_connection
-    check(source)
-    check(dest)
-    if source is dest:
-        raise ValueError("source and dest are the same connection")
-    ref = _binding.connection_ref
+    src, dst = _refs(source, dest)
     job = _spare_jobs.pop() if _spare_jobs else ffi.new("sqlitebck_job *")
     # One call does it all when one step is enough (small databases).
-    rc = lib.sqlitebck_copy(
-        job, ref(source), sname, ref(dest), dname, npages, _BUDGET_MS
-    )
+    rc = lib.sqlitebck_copy(job, src, sname, dst, dname, npages, _BUDGET_MS)
     if rc == SQLITE_DONE:
         if progress is not None:
             progress(rc, 0, job.pagecount)
@@ -322,17 +315,25 @@ def _open_job(
     npages: int,
 ) -> Any:
     """Check both connections and start a job between them."""
+    src, dst = _refs(source, dest)
+    job = ffi.new("sqlitebck_job *")
+    rc = lib.sqlitebck_open(job, src, sname, dst, dname, npages)
+    if rc != SQLITE_OK:
+        raise _error(job, rc)
+    return job
+
+
+def _refs(source: sqlite3.Connection, dest: sqlite3.Connection) -> tuple[int, int]:
+    """Run the sqlite3 module's checks on both connections (closed, used
+    from another thread), refuse the same one twice, and return how the C
+    core refers to each."""
     check = _binding.check_connection
     check(source)
     check(dest)
     if source is dest:
         raise ValueError("source and dest are the same connection")
     ref = _binding.connection_ref
-    job = ffi.new("sqlitebck_job *")
-    rc = lib.sqlitebck_open(job, ref(source), sname, ref(dest), dname, npages)
-    if rc != SQLITE_OK:
-        raise _error(job, rc)
-    return job
+    return ref(source), ref(dest)
 
 
 def _drive(

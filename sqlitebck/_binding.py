@@ -81,6 +81,7 @@ def _references() -> Callable[[sqlite3.Connection], int]:
 
 
 if hasattr(sqlite3.Connection, "getlimit"):  # Python 3.11+: the cheapest
+    _getlimit = sqlite3.Connection.getlimit
 
     def check_connection(conn: sqlite3.Connection) -> None:
         """Run the sqlite3 module's own checks on ``conn``.
@@ -89,13 +90,14 @@ if hasattr(sqlite3.Connection, "getlimit"):  # Python 3.11+: the cheapest
         ``check_same_thread=True`` in another thread. The base class method is
         called, so that a subclass cannot add side effects.
         """
-        sqlite3.Connection.getlimit(conn, 0)
+        _getlimit(conn, 0)
 
 else:
+    _cursor = sqlite3.Connection.cursor
 
     def check_connection(conn: sqlite3.Connection) -> None:
         """Run the sqlite3 module's own checks on ``conn`` (see above)."""
-        sqlite3.Connection.cursor(conn)
+        _cursor(conn)
 
 
 def _verify(ref: Callable[[sqlite3.Connection], int]) -> None:
