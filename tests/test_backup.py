@@ -7,8 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import fill, integrity, make_db, page_count, rows
-from test_waits import hold_lock, release
+from helpers import fill, hold_lock, integrity, make_db, page_count, release, rows
 
 import sqlitebck
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_db, rows
+from helpers import make_db, rows
 
 import sqlitebck
 

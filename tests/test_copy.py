@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import fill, integrity, make_db, page_count, rows
+from helpers import fill, integrity, make_db, page_count, rows
 
 import sqlitebck
 

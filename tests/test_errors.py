@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from conftest import fill, make_db, rows
+from helpers import fill, make_db, rows
 
 import sqlitebck
 from sqlitebck import _errors

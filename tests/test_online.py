@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from conftest import integrity, python
+from helpers import integrity, python
 
 import sqlitebck
 

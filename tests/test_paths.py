@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import integrity, make_db, python, rows
+from helpers import integrity, make_db, python, rows
 
 import sqlitebck
 

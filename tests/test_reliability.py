@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import fill, integrity, make_db, python, rows
+from helpers import fill, integrity, make_db, python, rows
 
 import sqlitebck
 

@@ -11,36 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import integrity, make_db, python, rows
+from helpers import hold_lock, integrity, make_db, python, release, rows
 
 import sqlitebck
-
-HOLD_LOCK = """
-    import sqlite3, sys
-    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-    conn.execute(sys.argv[2])
-    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    print("locked", flush=True)
-    sys.stdin.readline()
-    conn.execute("COMMIT")
-    print("released", flush=True)
-"""
-
-
-def hold_lock(path: Path, begin: str = "BEGIN EXCLUSIVE"):  # type: ignore[no-untyped-def]
-    """A child process holding a lock on ``path`` until told to release it."""
-    code = HOLD_LOCK.replace("sys.argv[1]", repr(str(path))).replace(
-        "sys.argv[2]", repr(begin)
-    )
-    child = python(code)
-    assert child.stdout is not None
-    assert child.stdout.readline().strip() == "locked"
-    return child
-
-
-def release(child) -> None:  # type: ignore[no-untyped-def]
-    out, err = child.communicate("go\n", timeout=30)
-    assert "released" in out, err
 
 
 @pytest.mark.parametrize("pages", [0, 3])

@@ -1,0 +1,105 @@
+"""Helpers the tests share: real databases on disk and in memory, child
+processes, and a lock held by another process."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any, Union
+
+DB = Union[str, Path, sqlite3.Connection]
+
+
+def fill(conn: sqlite3.Connection, rows: int = 200, size: int = 300) -> None:
+    """Give ``conn`` a table ``t`` of ``rows`` rows of ``size``-byte blobs."""
+    conn.execute("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v BLOB)")
+    conn.execute(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+        "WHERE i < ?) INSERT INTO t(v) SELECT randomblob(?) FROM c",
+        (rows, size),
+    )
+    conn.commit()
+
+
+def make_db(
+    path: str | Path, rows: int = 200, size: int = 300, journal: str = "delete"
+) -> Path:
+    """Create a database file holding ``rows`` rows; return its path."""
+    conn = sqlite3.connect(path)
+    mode = conn.execute(f"PRAGMA journal_mode={journal}").fetchone()[0]
+    assert mode == journal, mode
+    fill(conn, rows, size)
+    conn.close()
+    return Path(path)
+
+
+def rows(db: DB, table: str = "t") -> list[Any]:
+    """All rows of ``table``, in order, from a connection or a file."""
+    conn = db if isinstance(db, sqlite3.Connection) else sqlite3.connect(db)
+    try:
+        return conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+    finally:
+        if conn is not db:
+            conn.close()
+
+
+def integrity(db: DB) -> str:
+    conn = db if isinstance(db, sqlite3.Connection) else sqlite3.connect(db)
+    try:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        if conn is not db:
+            conn.close()
+
+
+def page_count(conn: sqlite3.Connection, schema: str = "main") -> int:
+    return int(conn.execute(f"PRAGMA {schema}.page_count").fetchone()[0])
+
+
+def python(code: str, **kw: Any) -> subprocess.Popen[str]:
+    """Start a child Python running ``code`` (dedented), pipes on stdio."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # Not the project folder: "-c" would import the uncompiled source tree.
+    kw.setdefault("cwd", tempfile.gettempdir())
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kw,
+    )
+
+
+HOLD_LOCK = """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute(sys.argv[2])
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    print("locked", flush=True)
+    sys.stdin.readline()
+    conn.execute("COMMIT")
+    print("released", flush=True)
+"""
+
+
+def hold_lock(path: Path, begin: str = "BEGIN EXCLUSIVE"):  # type: ignore[no-untyped-def]
+    """A child process holding a lock on ``path`` until told to release it."""
+    code = HOLD_LOCK.replace("sys.argv[1]", repr(str(path))).replace(
+        "sys.argv[2]", repr(begin)
+    )
+    child = python(code)
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "locked"
+    return child
+
+
+def release(child) -> None:  # type: ignore[no-untyped-def]
+    out, err = child.communicate("go\n", timeout=30)
+    assert "released" in out, err
