@@ -10,12 +10,14 @@
 **   2. The connection handle accessor, for CPython, whose connection object
 **      keeps its "sqlite3 *" right after the object header.
 **
-**   3. The backup loop: a job wraps one sqlite3_backup and copies in steps
-**      whose length is bounded in time, so that the caller regains control
-**      (signals, other threads, progress reports) several times a second
-**      however large the database is. When asked to, the job holds one read
-**      snapshot of the source for the whole copy, so that a busy source
-**      cannot make SQLite restart the copy over and over.
+**   3. The backup job: one sqlite3_backup from start to end, copied in
+**      steps whose length is bounded in time, so that the caller regains
+**      control (signals, other threads, progress reports) several times a
+**      second however large the database is. The job owns everything it
+**      sets up on the caller's connections (a snapshot of the source, a
+**      guard on the destination, busy timeouts, a commit hook) and gives all
+**      of it back in sqlitebck_end(), in the one order that is safe even if
+**      the caller closed a connection meanwhile.
 **
 ** Every function returns an SQLite result code unless its comment says
 ** otherwise.
@@ -27,6 +29,9 @@
 
 #include "sqlitebck.h"
 
+typedef struct sqlite3_backup sqlite3_backup;
+typedef struct sqlite3_stmt sqlite3_stmt;
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +41,7 @@
 #include <windows.h>
 #else
 #include <dlfcn.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 #endif
@@ -44,11 +50,14 @@
 #define SQLITE_OK 0
 #define SQLITE_ERROR 1
 #define SQLITE_BUSY 5
+#define SQLITE_LOCKED 6
 #define SQLITE_NOMEM 7
 #define SQLITE_MISUSE 21
 #define SQLITE_ROW 100
 #define SQLITE_DONE 101
+#define SQLITE_TXN_NONE 0
 #define SQLITE_TXN_WRITE 2
+#define SQLITE_FCNTL_FILE_POINTER 7
 
 /*
 ** Pages copied by one sqlite3_backup_step() call. Large enough that the
@@ -58,27 +67,11 @@
 #define SQLITEBCK_CHUNK_PAGES 256
 
 /*
-** An online copy (batches, no snapshot held) of a source that other
-** connections keep changing is restarted by SQLite after every change and
-** may never finish. After this many restarts the job holds a snapshot until
-** the end: the copy then always finishes, at the price of making writers of
-** a rollback-journal source wait for the rest of the copy. Three tolerates
-** the odd write to a quiet database without blocking anyone, and stops a
-** busy one from wasting more than three partial copies. (The snapshot taken
-** then may be newer than the last step, which costs one more restart: at
-** most four in all.)
-*/
-#define SQLITEBCK_RESTARTS_BEFORE_PIN 3
-
-/* Values of sqlitebck_job.pin_at_step besides a step number. */
-#define SQLITEBCK_PIN_NEVER (-1)
-#define SQLITEBCK_PIN_IF_WAL (-2)
-
-/*
 ** The SQLite functions this file calls, resolved by sqlitebck_bind().
 ** txn_state is optional (SQLite 3.34.0 and later); everything else has been
 ** in SQLite since 3.7.15.
 */
+struct sqlitebck_file;
 struct sqlitebck_api {
   const char *(*libversion)(void);
   sqlite3_backup *(*backup_init)(sqlite3 *, const char *, sqlite3 *,
@@ -88,19 +81,24 @@ struct sqlitebck_api {
   int (*backup_remaining)(sqlite3_backup *);
   int (*backup_pagecount)(sqlite3_backup *);
   int (*busy_timeout)(sqlite3 *, int);
+  void *(*commit_hook)(sqlite3 *, int (*)(void *), void *);
+  void *(*rollback_hook)(sqlite3 *, void (*)(void *), void *);
   const char *(*db_filename)(sqlite3 *, const char *);
   const char *(*errmsg)(sqlite3 *);
   const char *(*errstr)(int);
   int (*exec)(sqlite3 *, const char *, int (*)(void *, int, char **, char **),
               void *, char **);
   int (*extended_errcode)(sqlite3 *);
+  int (*file_control)(sqlite3 *, const char *, int, void *);
   int (*finalize)(sqlite3_stmt *);
   void (*free)(void *);
   int (*get_autocommit)(sqlite3 *);
   char *(*mprintf)(const char *, ...);
+  sqlite3_stmt *(*next_stmt)(sqlite3 *, sqlite3_stmt *);
   int (*prepare_v2)(sqlite3 *, const char *, int, sqlite3_stmt **,
                     const char **);
   int (*step)(sqlite3_stmt *);
+  int (*stmt_busy)(sqlite3_stmt *);
   int (*total_changes)(sqlite3 *);
   int (*txn_state)(sqlite3 *, const char *);
 };
@@ -124,19 +122,24 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
     {"sqlite3_backup_pagecount",
      offsetof(struct sqlitebck_api, backup_pagecount), 1},
     {"sqlite3_busy_timeout", offsetof(struct sqlitebck_api, busy_timeout), 1},
+    {"sqlite3_commit_hook", offsetof(struct sqlitebck_api, commit_hook), 1},
+    {"sqlite3_rollback_hook", offsetof(struct sqlitebck_api, rollback_hook), 1},
     {"sqlite3_db_filename", offsetof(struct sqlitebck_api, db_filename), 1},
     {"sqlite3_errmsg", offsetof(struct sqlitebck_api, errmsg), 1},
     {"sqlite3_errstr", offsetof(struct sqlitebck_api, errstr), 1},
     {"sqlite3_exec", offsetof(struct sqlitebck_api, exec), 1},
     {"sqlite3_extended_errcode",
      offsetof(struct sqlitebck_api, extended_errcode), 1},
+    {"sqlite3_file_control", offsetof(struct sqlitebck_api, file_control), 1},
     {"sqlite3_finalize", offsetof(struct sqlitebck_api, finalize), 1},
     {"sqlite3_free", offsetof(struct sqlitebck_api, free), 1},
     {"sqlite3_get_autocommit", offsetof(struct sqlitebck_api, get_autocommit),
      1},
     {"sqlite3_mprintf", offsetof(struct sqlitebck_api, mprintf), 1},
+    {"sqlite3_next_stmt", offsetof(struct sqlitebck_api, next_stmt), 1},
     {"sqlite3_prepare_v2", offsetof(struct sqlitebck_api, prepare_v2), 1},
     {"sqlite3_step", offsetof(struct sqlitebck_api, step), 1},
+    {"sqlite3_stmt_busy", offsetof(struct sqlitebck_api, stmt_busy), 1},
     {"sqlite3_total_changes", offsetof(struct sqlitebck_api, total_changes), 1},
     {"sqlite3_txn_state", offsetof(struct sqlitebck_api, txn_state), 0},
 };
@@ -279,6 +282,68 @@ static int sqlitebck_same_file(const char *a, const char *b) {
 #endif
 }
 
+/*
+** CONNECTIONS IN USE
+**
+** Every connection that a job uses is listed here, for as long as the job
+** lives, with what the jobs do with it. The list serves two purposes:
+**
+**   - Busy timeouts. A job sets the busy timeout of a file connection to
+**     zero, so that a lock held elsewhere returns SQLITE_BUSY at once and
+**     the caller's bounded, interruptible retry loop does the waiting. The
+**     first job to use a connection saves its timeout, the last one gives it
+**     back, so that any number of jobs sharing a connection (threads with
+**     check_same_thread=False), ending in any order, restore the right one.
+**
+**   - Conflicts. A connection that is the destination of one job holds a
+**     half-written database: it can be neither the destination nor the
+**     source of another job until the first one ends.
+**
+** The list is guarded by its own process-wide mutex, never held while
+** SQLite runs anything (SQLite may call back into Python, and Python into a
+** new job).
+*/
+struct sqlitebck_user {
+  sqlite3 *db;
+  int jobs;     /* jobs using db, as source or destination */
+  int as_dst;   /* of which as destination (0 or 1) */
+  int busy;     /* SQLITEBCK_BUSY_* below */
+  int saved_ms; /* the busy timeout to give back, once SQLITEBCK_BUSY_TAKEN */
+  struct sqlitebck_user *next;
+};
+
+#define SQLITEBCK_BUSY_UNTOUCHED 0 /* nobody changed the busy timeout */
+#define SQLITEBCK_BUSY_READING 1   /* a job is reading and taking it over */
+#define SQLITEBCK_BUSY_TAKEN 2     /* zero now; saved_ms to be given back */
+
+static struct sqlitebck_user *sqlitebck_users;
+#ifdef _WIN32
+static SRWLOCK sqlitebck_users_lock = SRWLOCK_INIT;
+static void sqlitebck_lock(void) {
+  AcquireSRWLockExclusive(&sqlitebck_users_lock);
+}
+static void sqlitebck_unlock(void) {
+  ReleaseSRWLockExclusive(&sqlitebck_users_lock);
+}
+#else
+static pthread_mutex_t sqlitebck_users_lock = PTHREAD_MUTEX_INITIALIZER;
+static void sqlitebck_lock(void) { pthread_mutex_lock(&sqlitebck_users_lock); }
+static void sqlitebck_unlock(void) {
+  pthread_mutex_unlock(&sqlitebck_users_lock);
+}
+#endif
+
+/* The entry of DB, or 0. The caller holds the lock. */
+static struct sqlitebck_user *sqlitebck_find_user(const sqlite3 *db) {
+  struct sqlitebck_user *u;
+  for (u = sqlitebck_users; u; u = u->next) {
+    if (u->db == db) {
+      return u;
+    }
+  }
+  return 0;
+}
+
 /* sqlite3_exec() callback: store the first column of a row as an int. */
 static int sqlitebck_int_column(void *out, int ncol, char **values,
                                 char **names) {
@@ -289,35 +354,321 @@ static int sqlitebck_int_column(void *out, int ncol, char **values,
   return 0;
 }
 
-/* sqlite3_exec() callback: set *out when the first column reads "wal". */
-static int sqlitebck_wal_column(void *out, int ncol, char **values,
-                                char **names) {
-  (void)names;
-  if (ncol > 0 && values[0]) {
-    const char *v = values[0];
-    *(int *)out = (v[0] == 'w' || v[0] == 'W') &&
-                  (v[1] == 'a' || v[1] == 'A') &&
-                  (v[2] == 'l' || v[2] == 'L') && v[3] == 0;
+/*
+** A job's errors: the result code, which kind of fault it is (see enum
+** sqlitebck_fault_kind) and the message, copied at the time of the error,
+** because ending the job may change what sqlite3_errmsg() says.
+*/
+struct sqlitebck_error {
+  int rc;
+  int fault;
+  const char *text; /* our own message, or the copy below */
+  char *copy;       /* sqlite3_mprintf() copy of SQLite's message, or 0 */
+};
+
+/*
+** SNAPSHOT RULES
+**
+** A job copies the source in steps. Between two steps without a snapshot,
+** other connections may write to the source, and SQLite then restarts the
+** copy from page 1: a busy source may never be copied at all. Holding a
+** snapshot (a read transaction on the source, see sqlitebck_pin()) for the
+** rest of the copy rules out restarts, but in rollback-journal mode it also
+** blocks every writer of the source until the copy ends. So:
+**
+**   - A whole copy (pages <= 0) is one snapshot: it is held from the first
+**     step (SNAPSHOT_NOW). An in-memory source, which no other process can
+**     change and whose small databases are copied in one step, takes it
+**     only before a second step (SNAPSHOT_SECOND_STEP).
+**   - An online copy (pages > 0) of a database file takes the snapshot at
+**     its first step and keeps it only if the source is in WAL mode, where
+**     a reader blocks no writer (SNAPSHOT_IF_WAL). Otherwise, and for an
+**     in-memory source, batches release the source between them
+**     (SNAPSHOT_AFTER_RESTARTS) until SQLite has restarted the copy
+**     SQLITEBCK_RESTARTS_BEFORE_PIN times; the snapshot is then held to the
+**     end, and the copy finishes.
+**   - A step that asks for everything that is left (pages <= 0) takes the
+**     snapshot at once, whatever the job was opened with.
+**
+** Once taken, the snapshot is held until the job ends (SNAPSHOT_HELD).
+** sqlitebck_take_snapshot() is the only function that applies these rules.
+*/
+enum sqlitebck_snapshot {
+  SQLITEBCK_SNAPSHOT_NOW,
+  SQLITEBCK_SNAPSHOT_SECOND_STEP,
+  SQLITEBCK_SNAPSHOT_IF_WAL,
+  SQLITEBCK_SNAPSHOT_AFTER_RESTARTS,
+  SQLITEBCK_SNAPSHOT_HELD
+};
+
+/*
+** Three restarts tolerate the odd write to a quiet database without
+** blocking anyone, and stop a busy one from wasting more than three partial
+** copies. (The snapshot taken then may be newer than the last step, which
+** costs one more restart: at most four in all.)
+*/
+#define SQLITEBCK_RESTARTS_BEFORE_PIN 3
+
+/*
+** Pages copied by one sqlite3_backup_step() call. Large enough that the
+** per-step overhead does not show, small enough that a step on a slow disk
+** stays well inside the time budget of sqlitebck_step().
+*/
+#define SQLITEBCK_CHUNK_PAGES 256
+
+struct sqlitebck_job {
+  sqlitebck_counts counts; /* what the caller reads; counts.open: 1 from
+                              sqlitebck_start() to sqlitebck_end() */
+  sqlite3 *src;            /* source connection */
+  sqlite3 *dst;            /* destination connection */
+  sqlite3_backup *backup;  /* the SQLite backup, 0 once finished */
+  sqlite3_stmt *pin;       /* statement holding the source snapshot, or 0 */
+  sqlite3_stmt *guard;     /* statement keeping dst from being freed, or 0 */
+  int users;               /* 1: src listed; 2: dst listed too */
+  char *src_schema;        /* copy of the source schema name */
+  char schema_buf[32];     /* where src_schema points when it is short */
+  enum sqlitebck_snapshot snapshot;
+  int batch_left;             /* pages of the current batch not yet copied */
+  int dst_autocommit;         /* sqlite3_get_autocommit(dst) at the start */
+  int dst_changes;            /* sqlite3_total_changes(dst) at the start */
+  volatile int dst_disturbed; /* commits and rollbacks of dst seen */
+  struct sqlitebck_error error;
+};
+
+/*
+** Allocate a job, zeroed: not open. Returns 0 when out of memory (not a
+** result code). Free it with sqlitebck_job_free().
+*/
+sqlitebck_job *sqlitebck_job_new(void) {
+  return (sqlitebck_job *)calloc(1, sizeof(sqlitebck_job));
+}
+
+/* Forget the job's error. */
+static void sqlitebck_clear_error(sqlitebck_job *job) {
+  if (job->error.copy) {
+    sqlitebck_sqlite.free(job->error.copy);
   }
-  return 0;
+  memset(&job->error, 0, sizeof job->error);
 }
 
 /*
-** Take over the busy handling of DB for the life of a job: store its busy
-** timeout (milliseconds) in *SAVED and set it to zero, so that a lock held
-** elsewhere returns SQLITE_BUSY at once and the caller's bounded and
-** interruptible retry loop does the waiting. sqlitebck_close() restores it.
+** End JOB if it is still open (see sqlitebck_end()), then free it. A null
+** JOB is ignored. This is the destructor the caller's garbage collector
+** runs, so a job that its owner dropped is still ended.
 */
-static int sqlitebck_take_busy(sqlite3 *db, int *saved) {
-  int ms = 0;
-  int rc = sqlitebck_sqlite.exec(db, "PRAGMA busy_timeout",
-                                 sqlitebck_int_column, &ms, 0);
-  if (rc != SQLITE_OK) {
-    return rc;
+void sqlitebck_job_free(sqlitebck_job *job) {
+  if (job) {
+    sqlitebck_end(job);
+    sqlitebck_clear_error(job);
+    free(job);
   }
-  *saved = ms;
-  sqlitebck_sqlite.busy_timeout(db, 0);
+}
+
+/* Where the caller reads what JOB has done. */
+const sqlitebck_counts *sqlitebck_job_counts(const sqlitebck_job *job) {
+  return &job->counts;
+}
+
+/*
+** Record an error of the job and return RC. TEXT is our own message (a
+** string constant) for a fault of kind FAULT; when TEXT is 0, the message
+** is that of connection DB, or when DB is 0 SQLite's text for RC.
+*/
+static int sqlitebck_fail(sqlitebck_job *job, int rc, int fault,
+                          const char *text, sqlite3 *db) {
+  sqlitebck_clear_error(job);
+  job->error.rc = rc;
+  job->error.fault = fault;
+  if (text) {
+    job->error.text = text;
+  } else if (db) {
+    job->error.copy =
+        sqlitebck_sqlite.mprintf("%s", sqlitebck_sqlite.errmsg(db));
+    job->error.text = job->error.copy ? job->error.copy : "out of memory";
+  } else {
+    job->error.text = sqlitebck_sqlite.errstr(rc);
+  }
+  return rc;
+}
+
+/* The extended result code of DB's last error, never SQLITE_OK. */
+static int sqlitebck_errcode(sqlite3 *db) {
+  int rc = sqlitebck_sqlite.extended_errcode(db);
+  return rc == SQLITE_OK ? SQLITE_ERROR : rc;
+}
+
+/*
+** Record the error of a statement that the job ran on connection DB for
+** the reason WHAT, so that its message says what was refused and why (a
+** caller's authorizer or progress handler may refuse it). Returns the
+** extended result code.
+*/
+static int sqlitebck_fail_on(sqlitebck_job *job, sqlite3 *db,
+                             const char *what) {
+  int rc = sqlitebck_errcode(db);
+  sqlitebck_fail(job, rc, 0, "", 0);
+  job->error.copy =
+      sqlitebck_sqlite.mprintf("%s: %s", what, sqlitebck_sqlite.errmsg(db));
+  job->error.text = job->error.copy ? job->error.copy : "out of memory";
+  return rc;
+}
+
+/*
+** List DB as used by JOB, as its destination if AS_DST. Returns SQLITE_OK;
+** SQLITE_ERROR (a fault) when a running job writes DB, or when DB is to be
+** written but other jobs use it; or SQLITE_NOMEM.
+*/
+static int sqlitebck_use(sqlitebck_job *job, sqlite3 *db, int as_dst) {
+  struct sqlitebck_user *u;
+  const char *conflict = 0;
+
+  sqlitebck_lock();
+  u = sqlitebck_find_user(db);
+  if (u && u->as_dst) {
+    conflict = as_dst ? "the destination connection is already the "
+                        "destination of another copy in progress"
+                      : "the source connection is the destination of another "
+                        "copy in progress";
+  } else if (u && as_dst) {
+    conflict = "the destination connection is the source of another copy in "
+               "progress";
+  } else if (u == 0) {
+    u = (struct sqlitebck_user *)calloc(1, sizeof *u);
+    if (u) {
+      u->db = db;
+      u->next = sqlitebck_users;
+      sqlitebck_users = u;
+    }
+  }
+  if (u && conflict == 0) {
+    u->jobs++;
+    u->as_dst = as_dst;
+  }
+  sqlitebck_unlock();
+  if (conflict) {
+    return sqlitebck_fail(job, SQLITE_ERROR, SQLITEBCK_FAULT_STATE, conflict,
+                          0);
+  }
+  return u ? SQLITE_OK : sqlitebck_fail(job, SQLITE_NOMEM, 0, 0, 0);
+}
+
+/*
+** Take over the busy handling of DB, listed by sqlitebck_use(): the first
+** job to do so reads its busy timeout and sets it to zero. Returns
+** SQLITE_OK, or the error of reading it (a caller's authorizer may refuse
+** the PRAGMA: the message then says so).
+*/
+static int sqlitebck_take_busy(sqlitebck_job *job, sqlite3 *db) {
+  struct sqlitebck_user *u;
+  int ms = 0;
+  int first;
+  int rc;
+
+  sqlitebck_lock();
+  u = sqlitebck_find_user(db);
+  first = u->busy == SQLITEBCK_BUSY_UNTOUCHED;
+  if (first) {
+    u->busy = SQLITEBCK_BUSY_READING;
+  }
+  sqlitebck_unlock();
+  if (!first) {
+    return SQLITE_OK;
+  }
+  rc = sqlitebck_sqlite.exec(db, "PRAGMA busy_timeout", sqlitebck_int_column,
+                             &ms, 0);
+  if (rc == SQLITE_OK) {
+    sqlitebck_sqlite.busy_timeout(db, 0);
+  }
+  sqlitebck_lock();
+  u->busy = rc == SQLITE_OK ? SQLITEBCK_BUSY_TAKEN : SQLITEBCK_BUSY_UNTOUCHED;
+  u->saved_ms = ms;
+  sqlitebck_unlock();
+  if (rc != SQLITE_OK) {
+    return sqlitebck_fail_on(
+        job, db,
+        "could not read the busy timeout of a connection "
+        "(PRAGMA busy_timeout), which the copy takes over");
+  }
   return SQLITE_OK;
+}
+
+/*
+** Take DB off the list for one job; the last job gives its busy timeout
+** back. DB must still be allocated (see sqlitebck_end() for the order).
+*/
+static void sqlitebck_unuse(sqlite3 *db, int as_dst) {
+  struct sqlitebck_user **p;
+  struct sqlitebck_user *gone = 0;
+
+  sqlitebck_lock();
+  for (p = &sqlitebck_users; *p; p = &(*p)->next) {
+    if ((*p)->db == db) {
+      struct sqlitebck_user *u = *p;
+      if (as_dst) {
+        u->as_dst = 0;
+      }
+      if (--u->jobs == 0) {
+        *p = u->next;
+        gone = u;
+      }
+      break;
+    }
+  }
+  sqlitebck_unlock();
+  if (gone) {
+    if (gone->busy == SQLITEBCK_BUSY_TAKEN) {
+      sqlitebck_sqlite.busy_timeout(db, gone->saved_ms);
+    }
+    free(gone);
+  }
+}
+
+/*
+** The commit and rollback hooks of the destination for the life of a job.
+** SQLite calls neither for the backup's own commit or rollback, only when
+** some statement that the destination's owner ran during the copy ends the
+** backup's transaction: a commit would publish a half-copied database, so
+** it is turned into a rollback (which also undoes the copy so far); after a
+** rollback (a failed statement, say) the backup has nothing left to write
+** into. Either way the job's next step ends the copy with an error.
+*/
+static int sqlitebck_refuse_commit(void *arg) {
+  sqlitebck_job *job = (sqlitebck_job *)arg;
+  job->dst_disturbed++;
+  return 1;
+}
+
+static void sqlitebck_note_rollback(void *arg) {
+  sqlitebck_job *job = (sqlitebck_job *)arg;
+  job->dst_disturbed++;
+}
+
+/*
+** Return SQLITE_OK if the destination is as the job left it: no commit
+** or rollback seen by the hooks above, no transaction begun, no row changed, no
+*statement running,
+** other than the job's own. Otherwise the destination connection was used
+** during the copy, which SQLite's backup does not allow: a fault.
+*/
+static int sqlitebck_check_dst(sqlitebck_job *job) {
+  if (job->dst_disturbed == 0 &&
+      sqlitebck_sqlite.get_autocommit(job->dst) == job->dst_autocommit &&
+      sqlitebck_sqlite.total_changes(job->dst) == job->dst_changes) {
+    sqlite3_stmt *stmt = 0;
+    while ((stmt = sqlitebck_sqlite.next_stmt(job->dst, stmt)) != 0) {
+      if (stmt != job->guard && sqlitebck_sqlite.stmt_busy(stmt)) {
+        break;
+      }
+    }
+    if (stmt == 0) {
+      return SQLITE_OK;
+    }
+  }
+  return sqlitebck_fail(
+      job, SQLITE_MISUSE, SQLITEBCK_FAULT_USAGE,
+      "the destination connection was used during the copy; the copy is "
+      "abandoned and the destination keeps its previous content",
+      0);
 }
 
 /*
@@ -325,11 +676,12 @@ static int sqlitebck_take_busy(sqlite3 *db, int *saved) {
 ** leaving a one-row statement on that schema stepped but unfinished. The
 ** source connection stays in autocommit mode, so the transactions, commits
 ** and rollbacks of its owner are not disturbed, and writes the owner makes
-** through it reach the destination as SQLite's backup carries them.
+** through it reach the destination as SQLite's backup carries them. This is
+** the one statement a job runs on the source connection, and the caller's
+** authorizer, progress handler and trace callback see it.
 **
 ** Returns SQLITE_OK; SQLITE_BUSY or SQLITE_LOCKED (extended) when a lock
-** held elsewhere is in the way, to be retried; or another error, explained
-** by sqlite3_errmsg() of the source.
+** held elsewhere is in the way, to be retried; or another error.
 */
 static int sqlitebck_pin(sqlitebck_job *job) {
   sqlite3_stmt *stmt = 0;
@@ -339,7 +691,7 @@ static int sqlitebck_pin(sqlitebck_job *job) {
   sql =
       sqlitebck_sqlite.mprintf("PRAGMA \"%w\".schema_version", job->src_schema);
   if (sql == 0) {
-    return SQLITE_NOMEM;
+    return sqlitebck_fail(job, SQLITE_NOMEM, 0, 0, 0);
   }
   rc = sqlitebck_sqlite.prepare_v2(job->src, sql, -1, &stmt, 0);
   sqlitebck_sqlite.free(sql);
@@ -351,9 +703,48 @@ static int sqlitebck_pin(sqlitebck_job *job) {
     }
     sqlitebck_sqlite.finalize(stmt);
   }
-  job->errdb = job->src;
-  rc = sqlitebck_sqlite.extended_errcode(job->src);
-  return rc == SQLITE_OK ? SQLITE_ERROR : rc;
+  rc = sqlitebck_errcode(job->src);
+  if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+    return sqlitebck_fail(job, rc, 0, 0, job->src);
+  }
+  return sqlitebck_fail_on(job, job->src,
+                           "could not take a snapshot of the source (PRAGMA "
+                           "schema_version on the source connection)");
+}
+
+/*
+** The beginning of SQLite's public sqlite3_file and sqlite3_io_methods
+** (stable ABI): a file's first member is its method table, whose members
+** are iVersion, xClose, xRead, and more that are not needed here.
+*/
+struct sqlitebck_io_methods {
+  int version;
+  int (*close)(struct sqlitebck_file *);
+  int (*read)(struct sqlitebck_file *, void *, int, long long);
+};
+struct sqlitebck_file {
+  const struct sqlitebck_io_methods *methods;
+};
+
+/*
+** Return 1 if the source database file is in WAL mode, else 0: bytes 18
+** and 19 of its header (the file format versions) are 2. Read through the
+** file object SQLite has open, under the job's snapshot, never by a
+** statement that the caller's callbacks would see.
+*/
+static int sqlitebck_source_is_wal(sqlitebck_job *job) {
+  struct sqlitebck_file *file = 0;
+  unsigned char header[20];
+
+  if (sqlitebck_sqlite.file_control(job->src, job->src_schema,
+                                    SQLITE_FCNTL_FILE_POINTER,
+                                    &file) != SQLITE_OK ||
+      file == 0 || file->methods == 0 || file->methods->version < 1 ||
+      file->methods->close == 0 || file->methods->read == 0 ||
+      file->methods->read(file, header, sizeof header, 0) != SQLITE_OK) {
+    return 0;
+  }
+  return header[18] == 2 && header[19] == 2;
 }
 
 /* Release the snapshot taken by sqlitebck_pin(), if any. */
@@ -365,66 +756,45 @@ static void sqlitebck_unpin(sqlitebck_job *job) {
 }
 
 /*
-** Take the source snapshot if the job's policy asks for one before the next
-** step. For SQLITEBCK_PIN_IF_WAL the snapshot is taken first, because only a
-** connection that has read the database knows its journal mode, and kept
-** only for a WAL source: there a held snapshot does not block writers.
+** Apply the SNAPSHOT RULES before a step that is to copy PAGES pages: take
+** the snapshot if it is due. Returns SQLITE_OK, or the error of taking it.
 */
-static int sqlitebck_pin_if_due(sqlitebck_job *job) {
-  if (job->pin) {
-    return SQLITE_OK;
-  }
-  if (job->pin_at_step == SQLITEBCK_PIN_IF_WAL) {
-    int wal = 0;
-    char *sql;
-    int rc = sqlitebck_pin(job);
-    if (rc != SQLITE_OK) {
-      return rc;
-    }
-    sql =
-        sqlitebck_sqlite.mprintf("PRAGMA \"%w\".journal_mode", job->src_schema);
-    if (sql == 0) {
-      return SQLITE_NOMEM;
-    }
-    rc = sqlitebck_sqlite.exec(job->src, sql, sqlitebck_wal_column, &wal, 0);
-    sqlitebck_sqlite.free(sql);
-    if (rc != SQLITE_OK) {
-      job->errdb = job->src;
-      return rc;
-    }
-    if (wal) {
-      job->pin_at_step = 0;
-    } else {
-      sqlitebck_unpin(job);
-      job->pin_at_step = SQLITEBCK_PIN_NEVER;
-    }
-    return SQLITE_OK;
-  }
-  if (job->pin_at_step >= 0 && job->steps >= job->pin_at_step) {
-    return sqlitebck_pin(job);
-  }
-  return SQLITE_OK;
-}
-
-/*
-** Keep the destination connection from being freed while the job lives,
-** however its owner closes it: with a statement prepared on it,
-** sqlite3_close_v2() only marks it a zombie, freed when sqlitebck_close()
-** finalizes that statement. (The source needs no such guard: SQLite defers
-** closing the source of an unfinished backup by itself.) A job that ends in
-** its first step does without; any longer one takes it.
-*/
-int sqlitebck_hold(sqlitebck_job *job) {
+static int sqlitebck_take_snapshot(sqlitebck_job *job, int pages) {
   int rc;
 
-  if (job->hold) {
+  if (pages <= 0 && (job->snapshot == SQLITEBCK_SNAPSHOT_IF_WAL ||
+                     job->snapshot == SQLITEBCK_SNAPSHOT_AFTER_RESTARTS)) {
+    job->snapshot = SQLITEBCK_SNAPSHOT_NOW;
+  }
+  switch (job->snapshot) {
+  case SQLITEBCK_SNAPSHOT_HELD:
+    return SQLITE_OK;
+  case SQLITEBCK_SNAPSHOT_SECOND_STEP:
+    if (job->counts.steps == 0) {
+      return SQLITE_OK;
+    }
+    break;
+  case SQLITEBCK_SNAPSHOT_AFTER_RESTARTS:
+    if (job->counts.restarts < SQLITEBCK_RESTARTS_BEFORE_PIN) {
+      return SQLITE_OK;
+    }
+    break;
+  case SQLITEBCK_SNAPSHOT_NOW:
+  case SQLITEBCK_SNAPSHOT_IF_WAL:
+    break;
+  }
+  rc = sqlitebck_pin(job);
+  if (rc != SQLITE_OK) {
+    return rc;
+  }
+  if (job->snapshot == SQLITEBCK_SNAPSHOT_IF_WAL &&
+      !sqlitebck_source_is_wal(job)) {
+    sqlitebck_unpin(job);
+    job->snapshot = SQLITEBCK_SNAPSHOT_AFTER_RESTARTS;
     return SQLITE_OK;
   }
-  rc = sqlitebck_sqlite.prepare_v2(job->dst, "SELECT 1", -1, &job->hold, 0);
-  if (rc != SQLITE_OK) {
-    job->errdb = job->dst;
-  }
-  return rc;
+  job->snapshot = SQLITEBCK_SNAPSHOT_HELD;
+  return SQLITE_OK;
 }
 
 /* Release job->src_schema, unless it lives in job->schema_buf. */
@@ -437,250 +807,290 @@ static void sqlitebck_free_schema(sqlitebck_job *job) {
 
 /*
 ** Start copying schema SRC_SCHEMA of connection SRC over schema DST_SCHEMA
-** of connection DST (references as for sqlitebck_handle()). PAGES is the batch
-*size the caller will step with:
-** <= 0 means the whole database as one snapshot, which is then held from
-** the first step for a file source (or from the second for an in-memory one,
-** whose single step needs no snapshot); > 0 means an online copy that holds
-** a snapshot only for a WAL source, where it blocks no writer.
+** of connection DST (references as for sqlitebck_handle()). PAGES is the
+** batch size the caller will step with (<= 0: everything, as one snapshot;
+** see SNAPSHOT RULES).
 **
-** Refuses, before anything is written, with job->fault set:
-**   SQLITE_ERROR  - DST is inside a transaction;
+** Before anything else, a statement is prepared on DST, so that however its
+** owner closes it, SQLite keeps it allocated until sqlitebck_end(). (The
+** source needs no such guard: SQLite keeps the source of an unfinished
+** backup allocated by itself.) Then the copy is refused, before anything is
+** written, with a fault (see sqlitebck_fault()):
+**   SQLITE_MISUSE - a connection is closed (FAULT_USAGE), or both schemas
+**                   are the same database file (FAULT_VALUE);
+**   SQLITE_ERROR  - DST has a transaction open on DST_SCHEMA, or a
+**                   connection takes part in another job in a way that
+**                   conflicts with this one (FAULT_STATE);
 **   SQLITE_BUSY   - SRC has a write transaction open on SRC_SCHEMA (SQLite
-**                   would answer SQLITE_BUSY to every step, for ever);
-**   SQLITE_MISUSE - both schemas are the same database file.
-** Other errors come from sqlite3_backup_init() ("unknown database", ...) and
-** are explained by sqlite3_errmsg() of DST. On SQLITE_OK the job must be
-** ended with sqlitebck_close(); on any error there is nothing to end.
+**                   would answer SQLITE_BUSY to every step, for ever).
+** Other errors come from SQLite ("unknown database", ...).
+**
+** On SQLITE_OK the job is open: the caller drives it with sqlitebck_step()
+** and, if it stops before the copy ends, ends it with sqlitebck_end(). On
+** any error the job is already ended.
 */
-int sqlitebck_open(sqlitebck_job *job, uintptr_t src_connection,
-                   const char *src_schema, uintptr_t dst_connection,
-                   const char *dst_schema, int pages) {
+int sqlitebck_start(sqlitebck_job *job, uintptr_t src_connection,
+                    const char *src_schema, uintptr_t dst_connection,
+                    const char *dst_schema, int pages) {
   sqlite3 *src = sqlitebck_handle(src_connection);
   sqlite3 *dst = sqlitebck_handle(dst_connection);
   const char *src_file;
+  const char *dst_file;
   size_t length;
   int rc;
 
-  memset(job, 0, sizeof *job);
+  if (job->counts.open) {
+    return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_USAGE,
+                          "the job is already running", 0);
+  }
+  sqlitebck_clear_error(job);
+  memset(&job->counts, 0, sizeof job->counts);
   job->src = src;
   job->dst = dst;
-  job->src_busy_ms = -1;
-  job->dst_busy_ms = -1;
-
-  if (!sqlitebck_sqlite.get_autocommit(dst)) {
-    job->fault = "the destination connection is inside a transaction";
-    return SQLITE_ERROR;
+  job->batch_left = 0;
+  job->dst_disturbed = 0;
+  if (src == 0 || dst == 0) {
+    return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_USAGE,
+                          "cannot operate on a closed database", 0);
+  }
+  job->counts.open = 1;
+  rc = sqlitebck_sqlite.prepare_v2(dst, "SELECT 1", -1, &job->guard, 0);
+  if (rc != SQLITE_OK) {
+    sqlitebck_fail_on(job, dst,
+                      "could not prepare the statement that keeps the "
+                      "destination connection open during the copy "
+                      "(SELECT 1, never run)");
+    goto fail;
+  }
+  if (sqlitebck_sqlite.txn_state
+          ? sqlitebck_sqlite.txn_state(dst, dst_schema) > SQLITE_TXN_NONE
+          : !sqlitebck_sqlite.get_autocommit(dst)) {
+    sqlitebck_fail(job, SQLITE_ERROR, SQLITEBCK_FAULT_STATE,
+                   "the destination connection has a transaction open "
+                   "on the destination database; commit or roll it back "
+                   "before copying",
+                   0);
+    goto fail;
   }
   if (sqlitebck_sqlite.txn_state &&
       sqlitebck_sqlite.txn_state(src, src_schema) == SQLITE_TXN_WRITE) {
-    job->fault = "the source connection has a write transaction open; "
-                 "commit or roll it back before copying";
-    return SQLITE_BUSY;
+    sqlitebck_fail(job, SQLITE_BUSY, SQLITEBCK_FAULT_STATE,
+                   "the source connection has a write transaction open; "
+                   "commit or roll it back before copying",
+                   0);
+    goto fail;
   }
   src_file = sqlitebck_sqlite.db_filename(src, src_schema);
-  if (sqlitebck_same_file(src_file,
-                          sqlitebck_sqlite.db_filename(dst, dst_schema))) {
-    job->fault = "source and destination are the same database file";
-    return SQLITE_MISUSE;
+  dst_file = sqlitebck_sqlite.db_filename(dst, dst_schema);
+  if (sqlitebck_same_file(src_file, dst_file)) {
+    sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_VALUE,
+                   "source and destination are the same database file", 0);
+    goto fail;
   }
+  rc = sqlitebck_use(job, src, 0);
+  if (rc != SQLITE_OK) {
+    goto fail;
+  }
+  job->users = 1;
+  rc = sqlitebck_use(job, dst, 1);
+  if (rc != SQLITE_OK) {
+    goto fail;
+  }
+  job->users = 2;
   length = strlen(src_schema);
   if (length < sizeof job->schema_buf) {
     job->src_schema = memcpy(job->schema_buf, src_schema, length + 1);
   } else {
     job->src_schema = sqlitebck_sqlite.mprintf("%s", src_schema);
     if (job->src_schema == 0) {
-      return SQLITE_NOMEM;
+      sqlitebck_fail(job, SQLITE_NOMEM, 0, 0, 0);
+      goto fail;
     }
   }
   job->backup = sqlitebck_sqlite.backup_init(dst, dst_schema, src, src_schema);
   if (job->backup == 0) {
-    sqlitebck_free_schema(job);
-    job->errdb = dst;
-    rc = sqlitebck_sqlite.extended_errcode(dst);
-    return rc == SQLITE_OK ? SQLITE_ERROR : rc;
+    sqlitebck_fail(job, sqlitebck_errcode(dst), 0, 0, dst);
+    goto fail;
   }
+  job->dst_autocommit = sqlitebck_sqlite.get_autocommit(dst);
+  job->dst_changes = sqlitebck_sqlite.total_changes(dst);
+  sqlitebck_sqlite.commit_hook(dst, sqlitebck_refuse_commit, job);
+  sqlitebck_sqlite.rollback_hook(dst, sqlitebck_note_rollback, job);
 
-  /* Only a database file can be locked by someone else; the busy timeout
-  ** is worth taking over (and the source worth pinning before the first
-  ** step) only then. */
+  /* Only a database file can be locked by someone else: the busy timeout
+  ** is worth taking over only then. */
+  rc = SQLITE_OK;
   if (src_file && src_file[0]) {
-    rc = sqlitebck_take_busy(src, &job->src_busy_ms);
-    if (rc == SQLITE_OK) {
-      const char *dst_file = sqlitebck_sqlite.db_filename(dst, dst_schema);
-      if (dst_file && dst_file[0]) {
-        rc = sqlitebck_take_busy(dst, &job->dst_busy_ms);
-      }
-    }
-    job->pin_at_step = pages > 0 ? SQLITEBCK_PIN_IF_WAL : 0;
+    rc = sqlitebck_take_busy(job, src);
+    job->snapshot =
+        pages > 0 ? SQLITEBCK_SNAPSHOT_IF_WAL : SQLITEBCK_SNAPSHOT_NOW;
   } else {
-    const char *dst_file = sqlitebck_sqlite.db_filename(dst, dst_schema);
-    rc = SQLITE_OK;
-    if (dst_file && dst_file[0]) {
-      rc = sqlitebck_take_busy(dst, &job->dst_busy_ms);
-    }
-    job->pin_at_step = pages > 0 ? SQLITEBCK_PIN_NEVER : 1;
+    job->snapshot = pages > 0 ? SQLITEBCK_SNAPSHOT_AFTER_RESTARTS
+                              : SQLITEBCK_SNAPSHOT_SECOND_STEP;
   }
-  if (rc != SQLITE_OK) {
-    sqlitebck_close(job);
-    return rc;
+  if (rc == SQLITE_OK && dst_file && dst_file[0]) {
+    rc = sqlitebck_take_busy(job, dst);
   }
-  return SQLITE_OK;
+  if (rc == SQLITE_OK) {
+    return SQLITE_OK;
+  }
+fail:
+  sqlitebck_end(job);
+  return job->error.rc;
 }
 
 /*
-** The body of sqlitebck_step() (see there), without its first check: that
-** the source connection has no write transaction open. Should another
-** thread open one meanwhile, SQLite refuses to step with SQLITE_BUSY.
+** Copy one batch of PAGES pages (PAGES <= 0: everything that is left), in
+** steps of at most SQLITEBCK_CHUNK_PAGES, returning early once BUDGET_MS
+** milliseconds have passed (counts.in_batch is then 1, and the next call
+** goes on with the same batch whatever PAGES it is given).
+**
+** Before every step, the source must have no write transaction open (if
+** another thread holds one, SQLITE_BUSY with a fault of kind FAULT_STATE,
+** to be retried) and the destination must be as the job left it (see
+** sqlitebck_check_dst()).
+**
+** Returns SQLITE_DONE when the copy is complete and committed; SQLITE_OK
+** when more is to be copied; SQLITE_BUSY or SQLITE_LOCKED (possibly
+** extended) when a lock held elsewhere stopped it, to be retried; or
+** another error. On SQLITE_DONE and on every error but SQLITE_BUSY and
+** SQLITE_LOCKED the job is ended before this returns.
 */
-static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
+int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
   long long deadline = sqlitebck_now_ms() + budget_ms;
 
+  if (!job->counts.open) {
+    return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_USAGE,
+                          "the copy is over", 0);
+  }
   if (job->batch_left <= 0) {
     job->batch_left = pages > 0 ? pages : INT_MAX;
-  }
-  /* A request for everything that is left is a request for one snapshot. */
-  if (pages <= 0 && job->pin_at_step < 0) {
-    job->pin_at_step = job->steps;
   }
   for (;;) {
     int n = job->batch_left < SQLITEBCK_CHUNK_PAGES ? job->batch_left
                                                     : SQLITEBCK_CHUNK_PAGES;
-    int copied = job->pagecount - job->remaining;
-    int rc = sqlitebck_pin_if_due(job);
+    int copied = job->counts.pagecount - job->counts.remaining;
+    int rc;
 
-    if (rc == SQLITE_OK && job->steps > 0) {
-      rc = sqlitebck_hold(job);
+    if (sqlitebck_sqlite.txn_state &&
+        sqlitebck_sqlite.txn_state(job->src, job->src_schema) ==
+            SQLITE_TXN_WRITE) {
+      return sqlitebck_fail(job, SQLITE_BUSY, SQLITEBCK_FAULT_STATE,
+                            "the source connection has a write transaction "
+                            "open; the copy goes on once it is committed or "
+                            "rolled back",
+                            0);
     }
-    if (rc != SQLITE_OK) {
-      return rc;
+    rc = sqlitebck_check_dst(job);
+    if (rc == SQLITE_OK) {
+      rc = sqlitebck_take_snapshot(job, pages);
     }
-    rc = sqlitebck_sqlite.backup_step(job->backup, n);
-    job->remaining = sqlitebck_sqlite.backup_remaining(job->backup);
-    job->pagecount = sqlitebck_sqlite.backup_pagecount(job->backup);
+    if (rc == SQLITE_OK) {
+      rc = sqlitebck_sqlite.backup_step(job->backup, n);
+      job->counts.remaining = sqlitebck_sqlite.backup_remaining(job->backup);
+      job->counts.pagecount = sqlitebck_sqlite.backup_pagecount(job->backup);
+      if (rc != SQLITE_OK && rc != SQLITE_DONE) {
+        sqlitebck_fail(job, rc, 0, 0, 0);
+      }
+    }
     if (rc != SQLITE_OK && rc != SQLITE_DONE) {
+      job->counts.in_batch = 1;
+      if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+        return rc;
+      }
+      sqlitebck_end(job);
       return rc;
     }
-    job->steps++;
+    job->counts.steps++;
     /* Without a restart, a step that did not finish moves on by exactly n
     ** pages; after one, SQLite started again from page 1. */
     if (rc == SQLITE_OK && copied > 0 &&
-        job->pagecount - job->remaining != copied + n) {
-      job->restarts++;
-      if (job->pin_at_step == SQLITEBCK_PIN_NEVER &&
-          job->restarts >= SQLITEBCK_RESTARTS_BEFORE_PIN) {
-        job->pin_at_step = job->steps;
-      }
+        job->counts.pagecount - job->counts.remaining != copied + n) {
+      job->counts.restarts++;
     }
     job->batch_left -= n;
     if (rc == SQLITE_DONE) {
       job->batch_left = 0;
-      return SQLITE_DONE;
+      job->counts.in_batch = 0;
+      rc = sqlitebck_end(job);
+      return rc == SQLITE_OK ? SQLITE_DONE : rc;
     }
     if (job->batch_left == 0 || sqlitebck_now_ms() >= deadline) {
+      job->counts.in_batch = job->batch_left > 0;
       return SQLITE_OK;
     }
   }
 }
 
 /*
-** Copy one batch of PAGES pages (PAGES <= 0: everything that is left), in
-** steps of at most SQLITEBCK_CHUNK_PAGES, returning early once BUDGET_MS
-** milliseconds have passed. While job->batch_left is not 0, a call goes on
-** with the batch a previous call left unfinished; the caller sets it to 0 to
-** start a new one.
-**
-** Returns SQLITE_DONE when the copy is complete and committed; SQLITE_OK
-** when more is to be copied; SQLITE_BUSY or SQLITE_LOCKED (possibly
-** extended) when a lock held elsewhere stopped it, or when the source
-** connection has a write transaction open (job->fault then says so), to be
-** retried; or another error, which ends the copy.
+** Make the next sqlitebck_step() start a new batch, even if the last one
+** did not finish.
 */
-int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
-  job->fault = 0;
-  job->errdb = 0;
-  if (sqlitebck_sqlite.txn_state &&
-      sqlitebck_sqlite.txn_state(job->src, job->src_schema) ==
-          SQLITE_TXN_WRITE) {
-    job->fault = "the source connection has a write transaction open; the "
-                 "copy goes on once it is committed or rolled back";
-    return SQLITE_BUSY;
-  }
-  return sqlitebck_run(job, pages, budget_ms);
+void sqlitebck_new_batch(sqlitebck_job *job) {
+  job->batch_left = 0;
+  job->counts.in_batch = 0;
 }
 
 /*
-** A whole copy in one call when one step is enough, as it is for small
-** databases: sqlitebck_open(), one sqlitebck_step(), and sqlitebck_close()
-** if that step completed the copy. Returns:
-**   SQLITE_DONE  - the copy is complete and the job already closed;
-**   an error with job->backup == 0 - sqlitebck_open() (or the closing)
-**                  failed, and there is nothing to end;
-**   anything else - the result of the step, with the job open: the caller
-**                  goes on as after sqlitebck_step(), and ends the job.
+** sqlitebck_start(), then a first sqlitebck_step(): the whole copy in one
+** call when one step is enough, as it is for small databases. Returns what
+** the one that stopped returned, with the job open or ended as they say.
 */
 int sqlitebck_copy(sqlitebck_job *job, uintptr_t src, const char *src_schema,
                    uintptr_t dst, const char *dst_schema, int pages,
                    int budget_ms) {
-  int rc = sqlitebck_open(job, src, src_schema, dst, dst_schema, pages);
-
-  if (rc != SQLITE_OK) {
-    return rc;
-  }
-  rc = sqlitebck_run(job, pages, budget_ms);
-  if (rc == SQLITE_DONE) {
-    int closed = sqlitebck_close(job);
-    if (closed != SQLITE_OK) {
-      return closed;
-    }
-  }
-  return rc;
+  int rc = sqlitebck_start(job, src, src_schema, dst, dst_schema, pages);
+  return rc == SQLITE_OK ? sqlitebck_step(job, pages, budget_ms) : rc;
 }
 
 /*
-** End the job, whatever its state: sqlite3_backup_finish() (which rolls the
-** destination back to its previous content if the copy is not complete),
-** give both connections their busy timeouts back, then release the source
-** snapshot and the destination guard. Finalizing those two statements may
-** free a connection its owner closed meanwhile, so they go last. Safe to
-** call twice. Returns the result of sqlite3_backup_finish(): SQLITE_OK, or
-** the error that ended the copy.
+** End the job, whatever its state; ending an ended job does nothing and
+** returns SQLITE_OK. The destination gets its commit hook back and both
+** connections their busy timeouts, while both are certainly allocated;
+** then sqlite3_backup_finish() rolls the destination back to its previous
+** content unless the copy is complete; last, the job's statements are
+** finalized, which frees a connection that its owner closed meanwhile.
+** Returns the result of sqlite3_backup_finish() (the error that ended the
+** copy, if any), recorded as the job's error.
 */
-int sqlitebck_close(sqlitebck_job *job) {
+int sqlitebck_end(sqlitebck_job *job) {
   int rc = SQLITE_OK;
 
+  if (!job->counts.open) {
+    return SQLITE_OK;
+  }
+  job->counts.open = 0;
+  if (job->backup) {
+    sqlitebck_sqlite.commit_hook(job->dst, 0, 0);
+    sqlitebck_sqlite.rollback_hook(job->dst, 0, 0);
+  }
+  if (job->users >= 1) {
+    sqlitebck_unuse(job->src, 0);
+  }
+  if (job->users >= 2) {
+    sqlitebck_unuse(job->dst, 1);
+  }
+  job->users = 0;
   if (job->backup) {
     rc = sqlitebck_sqlite.backup_finish(job->backup);
     job->backup = 0;
-  }
-  if (job->src_busy_ms >= 0) {
-    sqlitebck_sqlite.busy_timeout(job->src, job->src_busy_ms);
-    job->src_busy_ms = -1;
-  }
-  if (job->dst_busy_ms >= 0) {
-    sqlitebck_sqlite.busy_timeout(job->dst, job->dst_busy_ms);
-    job->dst_busy_ms = -1;
+    if (rc != SQLITE_OK && job->error.rc == SQLITE_OK) {
+      sqlitebck_fail(job, rc, 0, 0, 0);
+    }
   }
   sqlitebck_free_schema(job);
   sqlitebck_unpin(job);
-  if (job->hold) {
-    sqlitebck_sqlite.finalize(job->hold);
-    job->hold = 0;
+  if (job->guard) {
+    sqlitebck_sqlite.finalize(job->guard);
+    job->guard = 0;
   }
   return rc;
 }
 
-/*
-** Return the message that explains result code RC of the job's last call:
-** our own refusal, the message of the connection the error came from, or
-** SQLite's generic text for RC (as sqlite3_backup_step() sets no message).
-*/
-const char *sqlitebck_errmsg(const sqlitebck_job *job, int rc) {
-  if (job->fault) {
-    return job->fault;
-  }
-  if (job->errdb) {
-    return sqlitebck_sqlite.errmsg(job->errdb);
-  }
-  return sqlitebck_sqlite.errstr(rc);
+/* The message of the job's last error. */
+const char *sqlitebck_errmsg(const sqlitebck_job *job) {
+  return job->error.text ? job->error.text : "not an error";
 }
+
+/* The kind of the job's last error (enum sqlitebck_fault_kind). */
+int sqlitebck_fault(const sqlitebck_job *job) { return job->error.fault; }

@@ -1,6 +1,6 @@
 /*
 ** sqlitebck.h -- the C core of sqlitebck: symbol binding, the connection
-** handle accessor and the backup loop.
+** handle accessor and the backup job.
 **
 ** No <sqlite3.h> is included and no SQLite library is linked. The few
 ** SQLite types used here are opaque handles from SQLite's stable ABI; the
@@ -20,33 +20,32 @@
 
 /* cdef begin */
 typedef struct sqlite3 sqlite3;
-typedef struct sqlite3_backup sqlite3_backup;
-typedef struct sqlite3_stmt sqlite3_stmt;
 
 /*
-** One copy from a source schema to a destination schema. The caller zeroes
-** it, fills it with sqlitebck_open(), drives it with sqlitebck_step() and
-** always ends it with sqlitebck_close(). Python reads the counters.
+** One copy from a source schema to a destination schema. Its fields are
+** private to backup.c; the caller only holds a pointer, from
+** sqlitebck_job_new() to sqlitebck_job_free().
 */
-typedef struct sqlitebck_job {
-  sqlite3 *src;           /* source connection */
-  sqlite3 *dst;           /* destination connection */
-  sqlite3_backup *backup; /* the SQLite backup, 0 once finished */
-  sqlite3_stmt *pin;      /* statement holding the source snapshot, or 0 */
-  sqlite3_stmt *hold;     /* statement keeping dst from being freed, or 0 */
-  char *src_schema;       /* copy of the source schema name */
-  char schema_buf[32];    /* where src_schema points when it is short */
-  int pin_at_step;        /* pin the source before this step; -1: never */
-  int src_busy_ms;        /* saved busy timeout of src; -1: untouched */
-  int dst_busy_ms;        /* saved busy timeout of dst; -1: untouched */
-  int pagecount;          /* pages in the source, as of the last step */
-  int remaining;          /* pages still to copy, as of the last step */
-  int steps;              /* sqlite3_backup_step() calls that copied */
-  int restarts;           /* times SQLite restarted the copy */
-  int batch_left;         /* pages of the current batch not yet copied */
-  sqlite3 *errdb;         /* connection whose message explains the error */
-  const char *fault;      /* our own message for a refused copy, or 0 */
-} sqlitebck_job;
+typedef struct sqlitebck_job sqlitebck_job;
+
+/* What a job has done so far: written by backup.c, read by the caller. */
+typedef struct sqlitebck_counts {
+  int pagecount; /* pages in the source, as of the last step */
+  int remaining; /* pages still to copy, as of the last step */
+  int steps;     /* sqlite3_backup_step() calls that copied */
+  int restarts;  /* times SQLite restarted the copy */
+  int in_batch;  /* 1 while a batch is unfinished (its time budget ran out,
+                    or a lock stopped it) */
+  int open;      /* 1 from sqlitebck_start() until the job ends */
+} sqlitebck_counts;
+
+/* How the caller should report the error of a job (sqlitebck_fault()). */
+enum sqlitebck_fault_kind {
+  SQLITEBCK_FAULT_NONE = 0,  /* an error from SQLite: report its code */
+  SQLITEBCK_FAULT_STATE = 1, /* a connection is not in a state to copy */
+  SQLITEBCK_FAULT_VALUE = 2, /* the arguments can never work (same file) */
+  SQLITEBCK_FAULT_USAGE = 3  /* a connection was misused during the copy */
+};
 
 int sqlitebck_bind(const char *library, char *err, int nerr);
 const char *sqlitebck_libversion(void);
@@ -54,15 +53,20 @@ void sqlitebck_set_handle_offset(size_t offset);
 sqlite3 *sqlitebck_handle(uintptr_t connection);
 int sqlitebck_total_changes(uintptr_t connection);
 int sqlitebck_get_autocommit(uintptr_t connection);
-int sqlitebck_open(sqlitebck_job *job, uintptr_t src, const char *src_schema,
-                   uintptr_t dst, const char *dst_schema, int pages);
+
+sqlitebck_job *sqlitebck_job_new(void);
+void sqlitebck_job_free(sqlitebck_job *job);
+const sqlitebck_counts *sqlitebck_job_counts(const sqlitebck_job *job);
+int sqlitebck_start(sqlitebck_job *job, uintptr_t src, const char *src_schema,
+                    uintptr_t dst, const char *dst_schema, int pages);
+int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms);
+void sqlitebck_new_batch(sqlitebck_job *job);
 int sqlitebck_copy(sqlitebck_job *job, uintptr_t src, const char *src_schema,
                    uintptr_t dst, const char *dst_schema, int pages,
                    int budget_ms);
-int sqlitebck_hold(sqlitebck_job *job);
-int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms);
-int sqlitebck_close(sqlitebck_job *job);
-const char *sqlitebck_errmsg(const sqlitebck_job *job, int rc);
+int sqlitebck_end(sqlitebck_job *job);
+const char *sqlitebck_errmsg(const sqlitebck_job *job);
+int sqlitebck_fault(const sqlitebck_job *job);
 /* cdef end */
 
 #endif /* SQLITEBCK_H */

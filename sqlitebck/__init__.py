@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import threading
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 from sqlitebck import _binding
 from sqlitebck._endpoints import Endpoint, Endpoints
@@ -26,7 +27,6 @@ from sqlitebck._errors import (
     SQLITE_BUSY,
     SQLITE_DONE,
     SQLITE_LOCKED,
-    SQLITE_MISUSE,
     SQLITE_OK,
     sqlite_error,
 )
@@ -47,10 +47,10 @@ _INT_MAX = 2**31 - 1
 # Longest time one C call copies before returning to Python, so that signals
 # (Ctrl-C), progress reports and timeouts are served several times a second.
 _BUDGET_MS = 50
-# Job structs of finished copies, kept for the next ones (allocating one
-# is a noticeable part of copying a small database). A job is taken off the
-# list while in use, so nested and concurrent copies never share one.
-_spare_jobs: list[Any] = []
+# Jobs of finished copies, kept for the next ones (allocating one is a
+# noticeable part of copying a small database). A job is taken off the list
+# while in use, so nested and concurrent copies never share one.
+_spare_jobs: list[_Job] = []
 _SPARE_JOBS = 8
 _new_tuple = tuple.__new__
 # Retry delays while a lock held elsewhere stops the copy: doubling from the
@@ -71,6 +71,115 @@ class CopyResult(NamedTuple):
     steps: int
     restarts: int
     elapsed: float
+
+
+class _Job:
+    """One copy between two connections: the only owner of its C job.
+
+    The C job (``csrc/backup.c``) is started by ``sqlitebck_start`` or
+    ``sqlitebck_copy`` and stepped by :meth:`drive`. It is ended exactly
+    once, by whichever comes first:
+
+    - the C core itself, when the copy completes or fails;
+    - the ``except BaseException`` clause around the C calls of the owner
+      (:func:`copy`, :class:`Backup`), when the owner stops early: an
+      exception from ``progress``, a timeout, Ctrl-C at any bytecode. The
+      clause calls ``lib.sqlitebck_end`` directly, so that no Python
+      function runs (and no second signal can strike) before the end;
+    - the garbage collector, should everything else be bypassed: the C
+      struct's destructor, ``sqlitebck_job_free``, ends an open job.
+
+    Ending an ended job does nothing, so a job is never ended twice.
+    """
+
+    __slots__ = ("c", "counts", "dest", "source")
+
+    def __init__(self) -> None:
+        c = lib.sqlitebck_job_new()
+        if c == ffi.NULL:
+            raise MemoryError("out of memory for a backup job")
+        self.c = ffi.gc(c, lib.sqlitebck_job_free)
+        self.counts = lib.sqlitebck_job_counts(self.c)
+
+    def start(
+        self,
+        source: sqlite3.Connection,
+        dest: sqlite3.Connection,
+        sname: bytes,
+        dname: bytes,
+        npages: int,
+    ) -> int:
+        """Check both connections and start the job (without stepping it)."""
+        src, dst = _refs(source, dest)
+        self.source, self.dest = source, dest
+        return int(lib.sqlitebck_start(self.c, src, sname, dst, dname, npages))
+
+    def drive(
+        self,
+        rc: int,
+        npages: int,
+        wait: float | None,
+        progress: Progress | None,
+        delay: float,
+        batch: bool,
+    ) -> bool:
+        """Carry the job on from ``rc``, the result of its last C call.
+
+        Steps ``npages`` pages a batch until the copy is done (True), or with
+        ``batch`` only until the current batch is complete (False if more is
+        left), sleeping ``delay`` seconds between batches. While a lock held
+        elsewhere stops the copy, or another thread holds a write transaction
+        open on the source connection, retries for up to ``wait`` seconds
+        without progress. Between C calls, runs the sqlite3 module's checks on
+        both connections (closed meanwhile, used from another thread). Raises
+        the job's error, if any.
+        """
+        counts = self.counts
+        source, dest = self.source, self.dest
+        check = _binding.check_connection
+        blocked_since: float | None = None
+        backoff = _BACKOFF_FIRST
+        while True:
+            if rc == SQLITE_DONE:
+                if progress is not None:
+                    progress(rc, 0, counts.pagecount)
+                return True
+            if rc == SQLITE_OK:
+                blocked_since = None
+                backoff = _BACKOFF_FIRST
+                if progress is not None:
+                    progress(rc, counts.remaining, counts.pagecount)
+                if not counts.in_batch:
+                    if batch:
+                        return False
+                    if delay:
+                        time.sleep(delay)
+            elif rc & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED) and counts.open:
+                now = time.monotonic()
+                if blocked_since is None:
+                    blocked_since = now
+                left = math.inf if wait is None else blocked_since + wait - now
+                if left <= 0:
+                    raise self.error(rc)
+                if progress is not None:
+                    progress(rc, counts.remaining, counts.pagecount)
+                time.sleep(min(backoff, left))
+                backoff = min(backoff * 2, _BACKOFF_LAST)
+            else:
+                raise self.error(rc)
+            check(source)
+            check(dest)
+            rc = lib.sqlitebck_step(self.c, npages, _BUDGET_MS)
+
+    def error(self, rc: int) -> Exception:
+        """The exception for result ``rc`` of the job's last C call."""
+        message = ffi.string(lib.sqlitebck_errmsg(self.c)).decode("utf-8", "replace")
+        fault = lib.sqlitebck_fault(self.c)
+        if fault == lib.SQLITEBCK_FAULT_VALUE:
+            return ValueError(message)
+        if fault == lib.SQLITEBCK_FAULT_USAGE:
+            return sqlite3.ProgrammingError(message)
+        return sqlite_error(rc, message)
 
 
 def copy(
@@ -103,7 +212,10 @@ def copy(
     finally ``SQLITE_DONE`` (101) with ``remaining == 0``. An exception from
     it ends the copy and propagates; the destination then keeps its previous
     content, except after the final call, which reports a copy already
-    committed.
+    committed. The destination connection must not be used until the copy
+    returns: a statement run on it meanwhile ends the copy with
+    ``sqlite3.ProgrammingError``, the destination keeping its previous
+    content.
 
     While a lock held elsewhere stops the copy, it is retried for up to
     ``timeout`` seconds (``None``: without limit), then
@@ -140,17 +252,17 @@ def copy(
     sname = b"main" if source_name == "main" else _schema(source_name, "source_name")
     dname = b"main" if dest_name == "main" else _schema(dest_name, "dest_name")
     if isinstance(source, sqlite3.Connection) and isinstance(dest, sqlite3.Connection):
-        return _result(
-            _copy(source, dest, sname, dname, npages, delay, wait, progress), started
-        )
+        return _copy(source, dest, sname, dname, npages, delay, wait, progress, started)
     ends = Endpoints(source, dest)
     try:
-        job = _copy(ends.source, ends.dest, sname, dname, npages, delay, wait, progress)
+        result = _copy(
+            ends.source, ends.dest, sname, dname, npages, delay, wait, progress, started
+        )
     except BaseException:
         ends.close(complete=False)
         raise
     ends.close(complete=True)
-    return _result(job, started)
+    return result
 
 
 def _copy(
@@ -162,36 +274,35 @@ def _copy(
     delay: float,
     wait: float | None,
     progress: Progress | None,
-) -> Any:
-    """Copy between two connections, other arguments checked; return the
-    finished job. The path every call takes is kept short: it is most of the
-    cost of copying a small database."""
+    started: float,
+) -> CopyResult:
+    """Copy between two connections, other arguments checked. The path every
+    call takes is kept short: it is most of the cost of copying a small
+    database."""
     src, dst = _refs(source, dest)
-    job = _spare_jobs.pop() if _spare_jobs else ffi.new("sqlitebck_job *")
-    # One call does it all when one step is enough (small databases).
-    rc = lib.sqlitebck_copy(job, src, sname, dst, dname, npages, _BUDGET_MS)
-    if rc == SQLITE_DONE:
-        if progress is not None:
-            progress(rc, 0, job.pagecount)
-        return job
-    if job.backup == ffi.NULL:  # refused, or failed before it started
-        raise _error(job, rc)
     try:
-        _drive(job, rc, npages, wait, progress, source, dest, delay)
+        job = _spare_jobs.pop()
+    except IndexError:
+        job = _Job()
+    c = job.c
+    try:
+        # One call does it all when one step is enough (small databases).
+        rc = lib.sqlitebck_copy(c, src, sname, dst, dname, npages, _BUDGET_MS)
+        if rc != SQLITE_DONE or progress is not None:
+            job.source, job.dest = source, dest
+            job.drive(rc, npages, wait, progress, delay, False)
     except BaseException:
-        lib.sqlitebck_close(job)
+        lib.sqlitebck_end(c)
         raise
-    rc = lib.sqlitebck_close(job)
-    if rc != SQLITE_OK:
-        raise _error(job, rc)
-    return job
-
-
-def _result(job: Any, started: float) -> CopyResult:
-    """The result of a finished job; the job struct is kept for reuse."""
+    counts = job.counts
     result = _new_tuple(
         CopyResult,
-        (job.pagecount, job.steps, job.restarts, time.perf_counter() - started),
+        (
+            counts.pagecount,
+            counts.steps,
+            counts.restarts,
+            time.perf_counter() - started,
+        ),
     )
     if len(_spare_jobs) < _SPARE_JOBS:
         _spare_jobs.append(job)
@@ -208,7 +319,9 @@ class Backup:
     it is finished, the destination keeps its previous content for every
     other connection. Leaving the ``with`` block, :meth:`close`, or dropping
     the object before the copy is complete rolls the destination back to its
-    previous content and releases it.
+    previous content and releases it. A call made while another call on the
+    same object runs (from a callback inside :meth:`step`, or from another
+    thread) raises ``sqlite3.ProgrammingError`` and changes nothing.
 
     >>> import sqlite3, sqlitebck
     >>> src = sqlite3.connect(":memory:")
@@ -231,53 +344,68 @@ class Backup:
         dest_name: str = "main",
         timeout: float | None = 5.0,
     ) -> None:
-        self._open = False
+        self._busy = threading.Lock()
+        self._ends: Endpoints | None = None
         self._done = False
         self._wait = _timeout(timeout)
         sname = _schema(source_name, "source_name")
         dname = _schema(dest_name, "dest_name")
-        self._ends = Endpoints(source, dest)
+        self._job = job = _Job()
+        self._ends = ends = Endpoints(source, dest)
         try:
             # Opened as an online copy: the caller may pause between steps for
             # as long as it likes, so no snapshot is held unless the source is
             # WAL (or step() is asked for everything at once).
-            self._job = _open_job(self._ends.source, self._ends.dest, sname, dname, 1)
-            rc = lib.sqlitebck_hold(self._job)
+            rc = job.start(ends.source, ends.dest, sname, dname, 1)
             if rc != SQLITE_OK:
-                error = _error(self._job, rc)
-                lib.sqlitebck_close(self._job)
-                raise error
+                raise job.error(rc)
         except BaseException:
-            self._ends.close(complete=False)
+            lib.sqlitebck_end(job.c)
+            self._ends = None
+            ends.close(complete=False)
             raise
-        self._open = True
+
+    def _enter(self) -> None:
+        """Claim the object for one call, or raise ProgrammingError."""
+        if not self._busy.acquire(blocking=False):
+            raise sqlite3.ProgrammingError(
+                "the Backup is in use by another call (a callback inside step(), "
+                "or another thread)"
+            )
 
     def step(self, pages: int = -1) -> bool:
         """Copy up to ``pages`` pages (``<= 0``: all that is left, as one
-        snapshot); return True once the whole database is copied."""
+        snapshot); return True once the whole database is copied.
+
+        A lock held elsewhere that outlasts ``timeout`` raises
+        ``sqlite3.OperationalError``; the backup may then be stepped again.
+        Any other error ends it."""
         npages = _pages(pages)
-        if self._done:
-            return True
-        if not self._open:
-            raise sqlite3.ProgrammingError("the backup is closed")
-        source, dest = self._ends.source, self._ends.dest
-        _binding.check_connection(source)
-        _binding.check_connection(dest)
-        job = self._job
-        job.batch_left = 0  # a new batch, whatever became of the last one
-        rc = lib.sqlitebck_step(job, npages, _BUDGET_MS)
-        self._done = _drive(job, rc, npages, self._wait, None, source, dest, None)
-        return self._done
+        self._enter()
+        try:
+            if self._done:
+                return True
+            if self._ends is None:
+                raise sqlite3.ProgrammingError("the backup is closed")
+            job = self._job
+            _binding.check_connection(job.source)
+            _binding.check_connection(job.dest)
+            lib.sqlitebck_new_batch(job.c)
+            rc = lib.sqlitebck_step(job.c, npages, _BUDGET_MS)
+            self._done = job.drive(rc, npages, self._wait, None, 0.0, True)
+            return self._done
+        finally:
+            self._busy.release()
 
     @property
     def remaining(self) -> int:
         """Pages still to copy, as of the last step."""
-        return int(self._job.remaining)
+        return int(self._job.counts.remaining)
 
     @property
     def page_count(self) -> int:
         """Pages in the source database, as of the last step."""
-        return int(self._job.pagecount)
+        return int(self._job.counts.pagecount)
 
     @property
     def done(self) -> bool:
@@ -287,12 +415,16 @@ class Backup:
     def finish(self) -> None:
         """End the backup: roll the destination back unless it is complete,
         and release both connections. Calling it again does nothing."""
-        if self._open:
-            self._open = False
-            try:
-                lib.sqlitebck_close(self._job)
-            finally:
-                self._ends.close(complete=self._done)
+        self._enter()
+        try:
+            ends, self._ends = self._ends, None
+            if ends is not None:
+                try:
+                    lib.sqlitebck_end(self._job.c)
+                finally:
+                    ends.close(complete=self._done)
+        finally:
+            self._busy.release()
 
     close = finish
 
@@ -303,24 +435,8 @@ class Backup:
         self.finish()
 
     def __del__(self) -> None:
-        if getattr(self, "_open", False):
+        if getattr(self, "_ends", None) is not None:
             self.finish()
-
-
-def _open_job(
-    source: sqlite3.Connection,
-    dest: sqlite3.Connection,
-    sname: bytes,
-    dname: bytes,
-    npages: int,
-) -> Any:
-    """Check both connections and start a job between them."""
-    src, dst = _refs(source, dest)
-    job = ffi.new("sqlitebck_job *")
-    rc = lib.sqlitebck_open(job, src, sname, dst, dname, npages)
-    if rc != SQLITE_OK:
-        raise _error(job, rc)
-    return job
 
 
 def _refs(source: sqlite3.Connection, dest: sqlite3.Connection) -> tuple[int, int]:
@@ -334,68 +450,6 @@ def _refs(source: sqlite3.Connection, dest: sqlite3.Connection) -> tuple[int, in
         raise ValueError("source and dest are the same connection")
     ref = _binding.connection_ref
     return ref(source), ref(dest)
-
-
-def _drive(
-    job: Any,
-    rc: int,
-    npages: int,
-    wait: float | None,
-    progress: Progress | None,
-    source: sqlite3.Connection,
-    dest: sqlite3.Connection,
-    delay: float | None,
-) -> bool:
-    """Carry ``job`` on from ``rc``, the result of its last step.
-
-    Steps until the copy is done, sleeping ``delay`` seconds between batches;
-    with ``delay`` None, only until the current batch is complete. Returns
-    True once the copy is done. Retries while a lock held elsewhere stops
-    it, or while the source connection has a write transaction open (another
-    thread may be using it), for up to ``wait`` seconds without progress;
-    between C calls, runs the sqlite3 module's checks on both connections
-    (closed meanwhile, used from another thread).
-    """
-    step = lib.sqlitebck_step
-    blocked_since: float | None = None
-    backoff = _BACKOFF_FIRST
-    while True:
-        if rc in (SQLITE_OK, SQLITE_DONE):
-            blocked_since = None
-            backoff = _BACKOFF_FIRST
-            if progress is not None:
-                progress(rc, job.remaining, job.pagecount)
-            if rc == SQLITE_DONE:
-                return True
-            if job.batch_left == 0:
-                if delay is None:
-                    return False
-                if delay:
-                    time.sleep(delay)
-        elif rc & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED):
-            now = time.monotonic()
-            if blocked_since is None:
-                blocked_since = now
-            left = math.inf if wait is None else blocked_since + wait - now
-            if left <= 0:
-                raise _error(job, rc)
-            if progress is not None:
-                progress(rc, job.remaining, job.pagecount)
-            time.sleep(min(backoff, left))
-            backoff = min(backoff * 2, _BACKOFF_LAST)
-        else:
-            raise _error(job, rc)
-        _binding.check_connection(source)
-        _binding.check_connection(dest)
-        rc = step(job, npages, _BUDGET_MS)
-
-
-def _error(job: Any, rc: int) -> Exception:
-    """The exception for result ``rc`` of ``job``, with SQLite's message."""
-    message = ffi.string(lib.sqlitebck_errmsg(job, rc)).decode("utf-8", "replace")
-    if rc == SQLITE_MISUSE and job.fault:
-        return ValueError(message)
-    return sqlite_error(rc, message)
 
 
 def _pages(pages: object) -> int:

@@ -1,0 +1,498 @@
+"""A copy is safe at every instant: interrupted, closed, re-entered, shared.
+
+Each test puts a copy where its promise is hardest to keep: Ctrl-C at random
+instants (the first milliseconds densely), connections closed from a
+callback or another thread in every phase, the destination used while it is
+being written, threads sharing a connection, re-entrant calls, and the
+caller's own hooks. Crash-prone cases run in child processes, so that a crash
+fails the test instead of killing the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+from helpers import fill, integrity, make_db, python, rows
+
+import sqlitebck
+
+POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+PYPY = sys.implementation.name == "pypy"
+
+
+def with_args(code: str, *args: object) -> str:
+    """``code`` for a child Python, run as if with ``args`` on its command line."""
+    return f"import sys\nsys.argv[1:] = {[str(a) for a in args]!r}\n{code}"
+
+
+# A child that copies SOURCE over DEST (connections, or paths) again and
+# again, each time with an interrupt timed to strike at a random instant of
+# the copy, and after each checks what the user relies on. The interrupt is
+# SIGALRM from setitimer, precise to microseconds, handled by the same Python
+# handler as SIGINT (signal.default_int_handler: KeyboardInterrupt), so it
+# strikes wherever Ctrl-C would.
+SIGNAL_FUZZ = r"""
+import json, os, random, signal, sqlite3, sys, time
+import sqlitebck
+
+source, dest, mode, trials, seed = sys.argv[1:6]
+trials, rng = int(trials), random.Random(int(seed))
+folder = os.path.dirname(dest)
+armed = [False]
+
+def interrupt(signum, frame):
+    if armed[0]:
+        raise KeyboardInterrupt
+
+signal.signal(signal.SIGALRM, interrupt)
+
+def content(path):
+    conn = sqlite3.connect(path)
+    try:
+        ok = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")]
+        if "t" not in names:
+            return ok, names, None
+        return ok, names, conn.execute("SELECT count(*) FROM t").fetchone()[0]
+    finally:
+        conn.close()
+
+def writable(path):
+    conn = sqlite3.connect(path, timeout=0)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+
+def old_dest():
+    if os.path.exists(dest):
+        os.unlink(dest)
+    conn = sqlite3.connect(dest)
+    conn.execute("CREATE TABLE old(x)")
+    conn.execute("INSERT INTO old VALUES (1)")
+    conn.commit()
+    conn.close()
+
+src_rows = content(source)[2]
+files = sorted(os.listdir(folder))
+# How long one copy takes, to spread the interrupts over all of it.
+old_dest()
+began = time.perf_counter()
+sqlitebck.copy(source, dest, pages=7)
+length = time.perf_counter() - began
+outcomes = {"old": 0, "new": 0}
+for trial in range(trials):
+    pages = rng.choice([0, 1, 7, 64])
+    new_path = mode == "new-path"
+    if new_path:
+        if os.path.exists(dest):
+            os.unlink(dest)
+    else:
+        old_dest()
+    if mode == "connections":
+        src = sqlite3.connect(source, timeout=1.25)
+        dst = sqlite3.connect(dest, timeout=2.5)
+        ends = (src, dst)
+    else:
+        ends = (source, dest)
+    # Half the interrupts in the first two milliseconds, half anywhere.
+    delay = rng.uniform(0, 0.002) if trial % 2 else rng.uniform(0, length * 1.2)
+    interrupted = False
+    try:
+        armed[0] = True
+        signal.setitimer(signal.ITIMER_REAL, max(delay, 1e-6))
+        sqlitebck.copy(*ends, pages=pages)
+        armed[0] = False
+    except KeyboardInterrupt:
+        interrupted = True
+    armed[0] = False
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    if mode == "connections":
+        for conn, ms in ((src, 1250), (dst, 2500)):
+            assert not conn.in_transaction, trial
+            got = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+            assert got == ms, (trial, got, ms)
+        src.close()
+        dst.close()
+    if new_path and not os.path.exists(dest):
+        assert interrupted, trial
+        outcomes["old"] += 1
+    else:
+        ok, names, n = content(dest)
+        assert ok == "ok", (trial, ok)
+        if names == ["old"]:
+            assert interrupted, trial
+            outcomes["old"] += 1
+        else:
+            assert names == ["t"] and n == src_rows, (trial, names, n)
+            outcomes["new"] += 1
+        assert writable(dest), trial
+    assert writable(source), trial
+    left = sorted(set(os.listdir(folder)) - {os.path.basename(dest)})
+    assert left == [f for f in files if f != os.path.basename(dest)], (trial, left)
+print(json.dumps(outcomes))
+"""
+
+
+@POSIX
+@pytest.mark.parametrize("mode", ["connections", "existing-path", "new-path"])
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+def test_ctrl_c_at_any_instant_leaves_the_destination_old_or_new(
+    tmp_path: Path, mode: str, journal: str
+) -> None:
+    source = make_db(tmp_path / "src.db", rows=1500, journal=journal)
+    dest = tmp_path / "dest.db"
+    trials = 60 if PYPY else 100
+    child = python(with_args(SIGNAL_FUZZ, source, dest, mode, trials, 7))
+    out, err = child.communicate(timeout=300)
+    assert child.returncode == 0, err
+    outcomes = json.loads(out)
+    # Interrupts struck both before and after the copy committed.
+    assert outcomes["old"] > 0 and outcomes["new"] > 0, outcomes
+
+
+# A child that closes one end of a copy at a chosen moment, and reports how
+# the copy ended. A crash kills the child, not the test runner.
+CLOSE_DURING = r"""
+import json, os, sqlite3, sys, threading, time
+import sqlitebck
+
+source, dest, which, when = sys.argv[1:5]
+src = sqlite3.connect(source, check_same_thread=False)
+dst = sqlite3.connect(dest, check_same_thread=False)
+victim = src if which == "source" else dst
+closed = []
+
+def close():
+    try:
+        victim.close()
+        closed.append(True)
+    except sqlite3.OperationalError as e:  # PyPy refuses: the copy goes on
+        closed.append(str(e))
+
+calls = [0]
+
+def progress(status, remaining, total):
+    calls[0] += 1
+    if when == "first-progress" and calls[0] == 1:
+        close()
+    elif when == "middle-progress" and remaining <= total // 2 and not closed:
+        close()
+    elif when == "last-progress" and status == 101:
+        close()
+
+outcome = "copied"
+try:
+    if when == "between-steps":
+        backup = sqlitebck.Backup(src, dst)
+        backup.step(5)
+        close()
+        try:
+            while not backup.step(5):
+                pass
+        finally:
+            backup.finish()
+    elif when == "before-finish":
+        backup = sqlitebck.Backup(src, dst)
+        backup.step(5)
+        close()
+        backup.finish()
+        outcome = "finished"
+    elif when == "thread":
+        timer = threading.Timer(0.002, close)
+        timer.start()
+        try:
+            sqlitebck.copy(src, dst, pages=1, sleep=0.2)
+        finally:
+            timer.join()
+    else:
+        sqlitebck.copy(src, dst, pages=5, progress=progress)
+except sqlite3.ProgrammingError as e:
+    outcome = "ProgrammingError"
+except sqlite3.OperationalError as e:
+    outcome = "OperationalError: " + str(e)
+print(json.dumps({"outcome": outcome, "closed": closed}))
+"""
+
+WHEN = [
+    "first-progress",
+    "middle-progress",
+    "last-progress",
+    "between-steps",
+    "before-finish",
+    "thread",
+]
+
+
+@pytest.mark.parametrize("when", WHEN)
+@pytest.mark.parametrize("which", ["source", "dest"])
+def test_closing_a_connection_at_any_phase_is_never_a_crash(
+    tmp_path: Path, which: str, when: str
+) -> None:
+    source = make_db(tmp_path / "src.db", rows=600)
+    dest = make_db(tmp_path / "dest.db", rows=3)
+    before = rows(dest)
+    child = python(with_args(CLOSE_DURING, source, dest, which, when))
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err  # no crash
+    report: dict[str, Any] = json.loads(out)
+    closed = report["closed"] == [True]
+    if not closed:  # PyPy refuses to close a connection in use
+        assert PYPY and "unfinished backups" in report["closed"][0], report
+    assert integrity(dest) == "ok"
+    if when == "last-progress":  # the copy had committed: nothing to undo
+        assert report["outcome"] == "copied"
+        assert rows(dest) == rows(source)
+    elif when == "before-finish":
+        assert report["outcome"] == "finished"
+        assert rows(dest) == before
+    elif closed:
+        assert report["outcome"] == "ProgrammingError", report
+        assert rows(dest) == before
+    else:
+        assert report["outcome"] == "copied", report
+        assert rows(dest) == rows(source)
+
+
+def old_content(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE old(x)")
+    conn.execute("INSERT INTO old VALUES (1)")
+    conn.commit()
+
+
+USES = {
+    "read": lambda dst: dst.execute("SELECT count(*) FROM sqlite_master").fetchall(),
+    "write": lambda dst: dst.execute("INSERT INTO old VALUES (2)"),
+    "begin": lambda dst: dst.execute("BEGIN"),
+    "create": lambda dst: dst.execute("CREATE TABLE stray(x)"),
+}
+
+
+@pytest.mark.parametrize("use", sorted(USES))
+@pytest.mark.parametrize("isolation", ["DEFERRED", None])
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_using_the_destination_during_a_copy_abandons_it(
+    tmp_path: Path, use: str, isolation: Literal["DEFERRED"] | None, on_disk: bool
+) -> None:
+    src = sqlite3.connect(":memory:")
+    fill(src, rows=400)
+    path = str(tmp_path / "dest.db") if on_disk else ":memory:"
+    dst = sqlite3.connect(path, isolation_level=isolation)
+    old_content(dst)
+    before = rows(dst, "old")
+    errors: list[BaseException] = []
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        if status == 0 and not errors:
+            try:
+                USES[use](dst)
+            except sqlite3.Error as e:  # the use itself may be refused
+                errors.append(e)
+            else:
+                errors.append(Exception("not refused"))
+
+    with pytest.raises(sqlite3.ProgrammingError, match="used during the copy"):
+        sqlitebck.copy(src, dst, pages=5, progress=progress)
+    if dst.in_transaction:
+        dst.rollback()
+    assert integrity(dst) == "ok"
+    assert rows(dst, "old") == before
+    names = dst.execute("SELECT name FROM sqlite_master").fetchall()
+    assert names == [("old",)]
+    # The destination is free, and the next copy works.
+    sqlitebck.copy(src, dst)
+    assert rows(dst) == rows(src)
+    src.close()
+    dst.close()
+
+
+def test_reading_the_destination_between_backup_steps_abandons_it(
+    tmp_path: Path,
+) -> None:
+    src = sqlite3.connect(make_db(tmp_path / "src.db", rows=400))
+    dst = sqlite3.connect(tmp_path / "dest.db")
+    old_content(dst)
+    backup = sqlitebck.Backup(src, dst)
+    backup.step(3)
+    with pytest.raises(sqlite3.Error):
+        dst.execute("SELECT * FROM old").fetchall()
+    with pytest.raises(sqlite3.ProgrammingError, match="used during the copy"):
+        backup.step(3)
+    backup.finish()
+    assert integrity(tmp_path / "dest.db") == "ok"
+    assert rows(tmp_path / "dest.db", "old") == [(1,)]
+    src.close()
+    dst.close()
+
+
+def test_threads_sharing_a_connection_give_its_busy_timeout_back(
+    tmp_path: Path,
+) -> None:
+    source = make_db(tmp_path / "src.db", rows=800)
+    shared = sqlite3.connect(source, timeout=3.5, check_same_thread=False)
+    start = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def copier(n: int) -> None:
+        try:
+            for round_ in range(6):
+                dst = sqlite3.connect(tmp_path / f"d{n}.db")
+                start.wait() if round_ == 0 else None
+                sqlitebck.copy(shared, dst, pages=n * 3 + round_ + 1)
+                dst.close()
+        except BaseException as e:
+            failures.append(e)
+
+    threads = [threading.Thread(target=copier, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert shared.execute("PRAGMA busy_timeout").fetchone() == (3500,)
+    shared.close()
+
+
+def test_a_connection_being_written_is_no_end_of_another_copy(
+    src: sqlite3.Connection, dst: sqlite3.Connection
+) -> None:
+    third = sqlite3.connect(":memory:")
+    with sqlitebck.Backup(src, dst) as backup:
+        for stepped in (False, True):
+            if stepped:  # now dst also has the backup's write transaction
+                backup.step(1)
+            with pytest.raises(sqlite3.OperationalError, match=r"another copy|transa"):
+                sqlitebck.copy(dst, third)
+            with pytest.raises(sqlite3.OperationalError, match=r"another copy|transa"):
+                sqlitebck.copy(third, dst)
+            with pytest.raises(sqlite3.OperationalError, match="another copy"):
+                sqlitebck.Backup(third, src)  # src may be read, not written
+        while not backup.step(2):
+            pass
+    sqlitebck.copy(dst, third)
+    assert rows(third) == rows(src)
+    third.close()
+
+
+@pytest.mark.parametrize("call", ["finish", "step", "step-from-thread"])
+def test_reentrant_backup_calls_are_refused_and_disturb_nothing(
+    tmp_path: Path, call: str
+) -> None:
+    source = make_db(tmp_path / "src.db", rows=400, journal="wal")
+    src = sqlite3.connect(source, check_same_thread=False)
+    dst = sqlite3.connect(tmp_path / "dest.db")
+    backup = sqlitebck.Backup(src, dst)
+    refused: list[BaseException] = []
+
+    def inner() -> None:
+        try:
+            if call == "finish":
+                backup.finish()
+            else:
+                backup.step(1)
+        except sqlite3.ProgrammingError as e:
+            refused.append(e)
+
+    def authorizer(*args: object) -> int:
+        # Runs inside step(), when the copy takes its snapshot of the source.
+        if not refused:
+            if call == "step-from-thread":
+                t = threading.Thread(target=inner)
+                t.start()
+                t.join()
+            else:
+                inner()
+        return sqlite3.SQLITE_OK
+
+    src.set_authorizer(authorizer)
+    assert backup.step(5) is False
+    src.set_authorizer(None)
+    assert len(refused) == 1 and "in use" in str(refused[0])
+    assert backup.page_count - backup.remaining == 5  # exactly one batch
+    while not backup.step(7):
+        pass
+    backup.finish()
+    assert rows(dst) == rows(src)
+    # The snapshot is released: the source takes writes again.
+    fill(sqlite3.connect(source, timeout=0), rows=1)
+    src.close()
+    dst.close()
+
+
+def test_a_denying_authorizer_gets_a_clear_error(tmp_path: Path) -> None:
+    src = sqlite3.connect(make_db(tmp_path / "src.db"))
+    dst = sqlite3.connect(tmp_path / "dest.db")
+    old_content(dst)
+
+    def deny_pragmas(action: int, *args: object) -> int:
+        return sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_PRAGMA else 0
+
+    for conn, what in ((src, "snapshot|busy timeout"), (dst, "busy timeout")):
+        conn.set_authorizer(deny_pragmas)
+        with pytest.raises(sqlite3.DatabaseError, match=what) as info:
+            sqlitebck.copy(src, dst)
+        assert "not authorized" in str(info.value)
+        conn.set_authorizer(None)
+        assert rows(dst, "old") == [(1,)]
+    # Connections in memory have no busy timeout to take over: no PRAGMA.
+    mem_src, mem_dst = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
+    fill(mem_src, rows=50)
+    for conn in (mem_src, mem_dst):
+        conn.set_authorizer(deny_pragmas)
+    sqlitebck.copy(mem_src, mem_dst)
+    assert rows(mem_dst) == rows(mem_src)
+    for conn in (src, dst, mem_src, mem_dst):
+        conn.close()
+
+
+def test_a_progress_handler_that_interrupts_gets_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    src = sqlite3.connect(make_db(tmp_path / "src.db"))
+    dst = sqlite3.connect(":memory:")
+    src.set_progress_handler(lambda: 1, 1)
+    with pytest.raises(sqlite3.OperationalError, match="interrupted") as info:
+        sqlitebck.copy(src, dst)
+    assert "snapshot" in str(info.value) or "busy timeout" in str(info.value)
+    src.set_progress_handler(None, 1)
+    sqlitebck.copy(src, dst)
+    assert rows(dst) == rows(src)
+    src.close()
+    dst.close()
+
+
+# What a trace callback may see of a copy: nothing for connections in memory;
+# for a file source, the statements that take over its busy timeout and hold
+# its snapshot (see README).
+DOCUMENTED = {"PRAGMA busy_timeout", 'PRAGMA "main".schema_version'}
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_trace_callbacks_see_only_the_documented_statements(
+    tmp_path: Path, on_disk: bool
+) -> None:
+    if on_disk:
+        src = sqlite3.connect(make_db(tmp_path / "src.db", rows=900))
+        dst = sqlite3.connect(tmp_path / "dest.db")
+    else:
+        src, dst = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
+        fill(src, rows=900)
+    seen: list[str] = []
+    for conn in (src, dst):
+        conn.set_trace_callback(seen.append)
+    for pages in (0, 3):
+        sqlitebck.copy(src, dst, pages=pages)
+    assert set(seen) <= (DOCUMENTED if on_disk else set())
+    src.close()
+    dst.close()
