@@ -69,7 +69,55 @@ def main() -> None:
 
         with contextlib.suppress(KeyError):
             sqlitebck.copy(src, sqlite3.connect(":memory:"), 3, progress=stop)
+        lifecycle(src_path, tmp)
     print("memcheck workload done")
+
+
+def closer(conn: sqlite3.Connection, when: int) -> Callable[[int, int, int], None]:
+    """A progress callback that closes ``conn`` at call ``when`` (or status)."""
+    calls = [0]
+
+    def close_it(status: int, remaining: int, total: int) -> None:
+        calls[0] += 1
+        if when in (calls[0], status):
+            with contextlib.suppress(sqlite3.OperationalError):
+                conn.close()
+
+    return close_it
+
+
+def lifecycle(src_path: str, tmp: str) -> None:
+    """Connections closed and used mid-copy, from callbacks and between steps."""
+    for victim in ("source", "dest"):
+        for when in (1, 5, 101):
+            src = sqlite3.connect(src_path)
+            dst = sqlite3.connect(os.path.join(tmp, f"close-{victim}-{when}.db"))
+            closing = src if victim == "source" else dst
+            close_it = closer(closing, when)
+            with contextlib.suppress(sqlite3.ProgrammingError):
+                sqlitebck.copy(src, dst, pages=7, progress=close_it)
+            src.close()
+            dst.close()
+        src = sqlite3.connect(src_path)
+        dst = sqlite3.connect(":memory:")
+        backup = sqlitebck.Backup(src, dst)
+        backup.step(3)
+        with contextlib.suppress(sqlite3.OperationalError):
+            (src if victim == "source" else dst).close()
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            backup.step(3)
+        backup.finish()
+    src = sqlite3.connect(src_path)
+    dst = sqlite3.connect(":memory:", isolation_level=None)
+
+    def use_dest(status: int, remaining: int, total: int) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            dst.execute("CREATE TABLE stray(x)")
+
+    with contextlib.suppress(sqlite3.ProgrammingError):
+        sqlitebck.copy(src, dst, pages=5, progress=use_dest)
+    src.close()
+    dst.close()
 
 
 def judge() -> int:
