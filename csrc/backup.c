@@ -31,6 +31,7 @@
 
 typedef struct sqlite3_backup sqlite3_backup;
 typedef struct sqlite3_stmt sqlite3_stmt;
+typedef struct sqlite3_mutex sqlite3_mutex;
 
 #include <limits.h>
 #include <stdio.h>
@@ -82,6 +83,7 @@ struct sqlitebck_api {
   int (*backup_pagecount)(sqlite3_backup *);
   int (*busy_timeout)(sqlite3 *, int);
   void *(*commit_hook)(sqlite3 *, int (*)(void *), void *);
+  sqlite3_mutex *(*db_mutex)(sqlite3 *);
   void *(*rollback_hook)(sqlite3 *, void (*)(void *), void *);
   const char *(*db_filename)(sqlite3 *, const char *);
   const char *(*errmsg)(sqlite3 *);
@@ -94,6 +96,8 @@ struct sqlitebck_api {
   void (*free)(void *);
   int (*get_autocommit)(sqlite3 *);
   char *(*mprintf)(const char *, ...);
+  void (*mutex_enter)(sqlite3_mutex *);
+  void (*mutex_leave)(sqlite3_mutex *);
   sqlite3_stmt *(*next_stmt)(sqlite3 *, sqlite3_stmt *);
   int (*prepare_v2)(sqlite3 *, const char *, int, sqlite3_stmt **,
                     const char **);
@@ -123,6 +127,7 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
      offsetof(struct sqlitebck_api, backup_pagecount), 1},
     {"sqlite3_busy_timeout", offsetof(struct sqlitebck_api, busy_timeout), 1},
     {"sqlite3_commit_hook", offsetof(struct sqlitebck_api, commit_hook), 1},
+    {"sqlite3_db_mutex", offsetof(struct sqlitebck_api, db_mutex), 1},
     {"sqlite3_rollback_hook", offsetof(struct sqlitebck_api, rollback_hook), 1},
     {"sqlite3_db_filename", offsetof(struct sqlitebck_api, db_filename), 1},
     {"sqlite3_errmsg", offsetof(struct sqlitebck_api, errmsg), 1},
@@ -136,6 +141,8 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
     {"sqlite3_get_autocommit", offsetof(struct sqlitebck_api, get_autocommit),
      1},
     {"sqlite3_mprintf", offsetof(struct sqlitebck_api, mprintf), 1},
+    {"sqlite3_mutex_enter", offsetof(struct sqlitebck_api, mutex_enter), 1},
+    {"sqlite3_mutex_leave", offsetof(struct sqlitebck_api, mutex_leave), 1},
     {"sqlite3_next_stmt", offsetof(struct sqlitebck_api, next_stmt), 1},
     {"sqlite3_prepare_v2", offsetof(struct sqlitebck_api, prepare_v2), 1},
     {"sqlite3_step", offsetof(struct sqlitebck_api, step), 1},
@@ -319,16 +326,18 @@ struct sqlitebck_user {
 static struct sqlitebck_user *sqlitebck_users;
 #ifdef _WIN32
 static SRWLOCK sqlitebck_users_lock = SRWLOCK_INIT;
-static void sqlitebck_lock(void) {
+static void sqlitebck_list_lock(void) {
   AcquireSRWLockExclusive(&sqlitebck_users_lock);
 }
-static void sqlitebck_unlock(void) {
+static void sqlitebck_list_unlock(void) {
   ReleaseSRWLockExclusive(&sqlitebck_users_lock);
 }
 #else
 static pthread_mutex_t sqlitebck_users_lock = PTHREAD_MUTEX_INITIALIZER;
-static void sqlitebck_lock(void) { pthread_mutex_lock(&sqlitebck_users_lock); }
-static void sqlitebck_unlock(void) {
+static void sqlitebck_list_lock(void) {
+  pthread_mutex_lock(&sqlitebck_users_lock);
+}
+static void sqlitebck_list_unlock(void) {
   pthread_mutex_unlock(&sqlitebck_users_lock);
 }
 #endif
@@ -423,7 +432,9 @@ struct sqlitebck_job {
   sqlite3 *dst;            /* destination connection */
   sqlite3_backup *backup;  /* the SQLite backup, 0 once finished */
   sqlite3_stmt *pin;       /* statement holding the source snapshot, or 0 */
-  sqlite3_stmt *guard;     /* statement keeping dst from being freed, or 0 */
+  sqlite3_stmt *src_guard; /* statements keeping the connections from being */
+  sqlite3_stmt *dst_guard; /*   freed (see sqlitebck_guard()), or 0 */
+  int locked;              /* 1 while this thread holds both db mutexes */
   int users;               /* 1: src listed; 2: dst listed too */
   char *src_schema;        /* copy of the source schema name */
   char schema_buf[32];     /* where src_schema points when it is short */
@@ -434,6 +445,8 @@ struct sqlitebck_job {
   volatile int dst_disturbed; /* commits and rollbacks of dst seen */
   struct sqlitebck_error error;
 };
+
+static int sqlitebck_guard(sqlitebck_job *job);
 
 /*
 ** Allocate a job, zeroed: not open. Returns 0 when out of memory (not a
@@ -522,7 +535,7 @@ static int sqlitebck_use(sqlitebck_job *job, sqlite3 *db, int as_dst) {
   struct sqlitebck_user *u;
   const char *conflict = 0;
 
-  sqlitebck_lock();
+  sqlitebck_list_lock();
   u = sqlitebck_find_user(db);
   if (u && u->as_dst) {
     conflict = as_dst ? "the destination connection is already the "
@@ -544,7 +557,7 @@ static int sqlitebck_use(sqlitebck_job *job, sqlite3 *db, int as_dst) {
     u->jobs++;
     u->as_dst = as_dst;
   }
-  sqlitebck_unlock();
+  sqlitebck_list_unlock();
   if (conflict) {
     return sqlitebck_fail(job, SQLITE_ERROR, SQLITEBCK_FAULT_STATE, conflict,
                           0);
@@ -564,13 +577,13 @@ static int sqlitebck_take_busy(sqlitebck_job *job, sqlite3 *db) {
   int first;
   int rc;
 
-  sqlitebck_lock();
+  sqlitebck_list_lock();
   u = sqlitebck_find_user(db);
   first = u->busy == SQLITEBCK_BUSY_UNTOUCHED;
   if (first) {
     u->busy = SQLITEBCK_BUSY_READING;
   }
-  sqlitebck_unlock();
+  sqlitebck_list_unlock();
   if (!first) {
     return SQLITE_OK;
   }
@@ -579,10 +592,10 @@ static int sqlitebck_take_busy(sqlitebck_job *job, sqlite3 *db) {
   if (rc == SQLITE_OK) {
     sqlitebck_sqlite.busy_timeout(db, 0);
   }
-  sqlitebck_lock();
+  sqlitebck_list_lock();
   u->busy = rc == SQLITE_OK ? SQLITEBCK_BUSY_TAKEN : SQLITEBCK_BUSY_UNTOUCHED;
   u->saved_ms = ms;
-  sqlitebck_unlock();
+  sqlitebck_list_unlock();
   if (rc != SQLITE_OK) {
     return sqlitebck_fail_on(
         job, db,
@@ -600,7 +613,7 @@ static void sqlitebck_unuse(sqlite3 *db, int as_dst) {
   struct sqlitebck_user **p;
   struct sqlitebck_user *gone = 0;
 
-  sqlitebck_lock();
+  sqlitebck_list_lock();
   for (p = &sqlitebck_users; *p; p = &(*p)->next) {
     if ((*p)->db == db) {
       struct sqlitebck_user *u = *p;
@@ -614,7 +627,7 @@ static void sqlitebck_unuse(sqlite3 *db, int as_dst) {
       break;
     }
   }
-  sqlitebck_unlock();
+  sqlitebck_list_unlock();
   if (gone) {
     if (gone->busy == SQLITEBCK_BUSY_TAKEN) {
       sqlitebck_sqlite.busy_timeout(db, gone->saved_ms);
@@ -656,7 +669,7 @@ static int sqlitebck_check_dst(sqlitebck_job *job) {
       sqlitebck_sqlite.total_changes(job->dst) == job->dst_changes) {
     sqlite3_stmt *stmt = 0;
     while ((stmt = sqlitebck_sqlite.next_stmt(job->dst, stmt)) != 0) {
-      if (stmt != job->guard && sqlitebck_sqlite.stmt_busy(stmt)) {
+      if (stmt != job->dst_guard && sqlitebck_sqlite.stmt_busy(stmt)) {
         break;
       }
     }
@@ -783,7 +796,10 @@ static int sqlitebck_take_snapshot(sqlitebck_job *job, int pages) {
   case SQLITEBCK_SNAPSHOT_IF_WAL:
     break;
   }
-  rc = sqlitebck_pin(job);
+  rc = sqlitebck_guard(job);
+  if (rc == SQLITE_OK) {
+    rc = sqlitebck_pin(job);
+  }
   if (rc != SQLITE_OK) {
     return rc;
   }
@@ -806,32 +822,146 @@ static void sqlitebck_free_schema(sqlitebck_job *job) {
 }
 
 /*
-** Start copying schema SRC_SCHEMA of connection SRC over schema DST_SCHEMA
-** of connection DST (references as for sqlitebck_handle()). PAGES is the
-** batch size the caller will step with (<= 0: everything, as one snapshot;
-** see SNAPSHOT RULES).
+** THE LIFE OF A JOB, AND ITS CONNECTIONS
 **
-** Before anything else, a statement is prepared on DST, so that however its
-** owner closes it, SQLite keeps it allocated until sqlitebck_end(). (The
-** source needs no such guard: SQLite keeps the source of an unfinished
-** backup allocated by itself.) Then the copy is refused, before anything is
-** written, with a fault (see sqlitebck_fault()):
-**   SQLITE_MISUSE - a connection is closed (FAULT_USAGE), or both schemas
-**                   are the same database file (FAULT_VALUE);
-**   SQLITE_ERROR  - DST has a transaction open on DST_SCHEMA, or a
-**                   connection takes part in another job in a way that
-**                   conflicts with this one (FAULT_STATE);
-**   SQLITE_BUSY   - SRC has a write transaction open on SRC_SCHEMA (SQLite
-**                   would answer SQLITE_BUSY to every step, for ever).
-** Other errors come from SQLite ("unknown database", ...).
+** A job uses two connections that belong to the caller, who may close
+** either at any moment: from a progress callback, between steps, from
+** another thread. sqlite3_close_v2() frees a connection at once unless it
+** is busy: a statement is prepared on it, or it is the source of a
+** sqlite3_backup. So a job keeps both allocated in two ways:
 **
-** On SQLITE_OK the job is open: the caller drives it with sqlitebck_step()
-** and, if it stops before the copy ends, ends it with sqlitebck_end(). On
-** any error the job is already ended.
+**   - Each public entry point (sqlitebck_start(), sqlitebck_step(),
+**     sqlitebck_copy(), sqlitebck_end()) holds the mutexes of both
+**     connections from beginning to end, source first as SQLite's own backup
+**     does. A close from another thread waits until the call returns. (This
+**     costs nothing: SQLite takes the same mutexes for every step.)
+**   - Before anything runs on this thread that could call back into the
+**     caller's code (a statement on either connection: the caller's
+**     authorizer, progress handler and trace callback see it), and before a
+**     call returns with the job open, a statement is prepared on each
+**     connection and kept until the job ends (sqlitebck_guard()). A close
+**     from a callback or between steps then leaves a "zombie" connection,
+**     which SQLite frees once sqlitebck_release() finalizes the guards.
+**
+** So a small copy between connections in memory, done in one call that runs
+** no statement, pays for no guard. Ending a job (sqlitebck_end_locked())
+** touches the connections only while the mutexes are held and before the
+** guards go; sqlitebck_release() finalizes the job's statements, which may
+** free a zombie connection, after the mutexes are left.
 */
-int sqlitebck_start(sqlitebck_job *job, uintptr_t src_connection,
-                    const char *src_schema, uintptr_t dst_connection,
-                    const char *dst_schema, int pages) {
+
+/*
+** Prepare the guard statements of both connections, unless already done.
+** Returns SQLITE_OK, or the error of preparing one (the caller's authorizer
+** may refuse it; the message says what was refused).
+*/
+static int sqlitebck_guard(sqlitebck_job *job) {
+  if (job->src_guard == 0 &&
+      sqlitebck_sqlite.prepare_v2(job->src, "SELECT 1", -1, &job->src_guard,
+                                  0) != SQLITE_OK) {
+    return sqlitebck_fail_on(job, job->src,
+                             "could not prepare the statement that keeps the "
+                             "source connection open during the copy "
+                             "(SELECT 1, never run)");
+  }
+  if (job->dst_guard == 0 &&
+      sqlitebck_sqlite.prepare_v2(job->dst, "SELECT 1", -1, &job->dst_guard,
+                                  0) != SQLITE_OK) {
+    return sqlitebck_fail_on(job, job->dst,
+                             "could not prepare the statement that keeps the "
+                             "destination connection open during the copy "
+                             "(SELECT 1, never run)");
+  }
+  return SQLITE_OK;
+}
+
+/* Enter the mutexes of both connections (no-ops where SQLite has none). */
+static void sqlitebck_enter(sqlitebck_job *job) {
+  sqlitebck_sqlite.mutex_enter(sqlitebck_sqlite.db_mutex(job->src));
+  sqlitebck_sqlite.mutex_enter(sqlitebck_sqlite.db_mutex(job->dst));
+  job->locked = 1;
+}
+
+/*
+** End an open job, the mutexes held: the destination gets its hooks back
+** and both connections their busy timeouts; then sqlite3_backup_finish()
+** rolls the destination back to its previous content unless the copy is
+** complete. Returns the result of sqlite3_backup_finish() (the error that
+** ended the copy, if any), recorded as the job's error.
+*/
+static int sqlitebck_end_locked(sqlitebck_job *job) {
+  int rc = SQLITE_OK;
+
+  job->counts.open = 0;
+  if (job->backup) {
+    sqlitebck_sqlite.commit_hook(job->dst, 0, 0);
+    sqlitebck_sqlite.rollback_hook(job->dst, 0, 0);
+  }
+  if (job->users >= 1) {
+    sqlitebck_unuse(job->src, 0);
+  }
+  if (job->users >= 2) {
+    sqlitebck_unuse(job->dst, 1);
+  }
+  job->users = 0;
+  if (job->backup) {
+    rc = sqlitebck_sqlite.backup_finish(job->backup);
+    job->backup = 0;
+    if (rc != SQLITE_OK && job->error.rc == SQLITE_OK) {
+      sqlitebck_fail(job, rc, 0, 0, 0);
+    }
+  }
+  sqlitebck_free_schema(job);
+  return rc;
+}
+
+/* Finalize the job's statements; it must be ended, its mutexes left. */
+static void sqlitebck_release(sqlitebck_job *job) {
+  sqlite3_stmt **stmts[3];
+  int i;
+
+  stmts[0] = &job->pin;
+  stmts[1] = &job->src_guard;
+  stmts[2] = &job->dst_guard;
+  for (i = 0; i < 3; i++) {
+    if (*stmts[i]) {
+      sqlitebck_sqlite.finalize(*stmts[i]);
+      *stmts[i] = 0;
+    }
+  }
+}
+
+/*
+** What every public entry point does last: guard a job that stays open (or
+** end it, if that fails), leave the mutexes, and release an ended job.
+** Returns RC, or the error of guarding.
+*/
+static int sqlitebck_return(sqlitebck_job *job, int rc) {
+  if (job->counts.open) {
+    int guarded = sqlitebck_guard(job);
+    if (guarded != SQLITE_OK) {
+      rc = guarded;
+      sqlitebck_end_locked(job);
+    }
+  }
+  if (job->locked) {
+    job->locked = 0;
+    sqlitebck_sqlite.mutex_leave(sqlitebck_sqlite.db_mutex(job->dst));
+    sqlitebck_sqlite.mutex_leave(sqlitebck_sqlite.db_mutex(job->src));
+  }
+  if (!job->counts.open) {
+    sqlitebck_release(job);
+  }
+  return rc;
+}
+
+/*
+** sqlitebck_start() without its return: the job is left open or ended, and
+** locked if both connections are open.
+*/
+static int sqlitebck_open(sqlitebck_job *job, uintptr_t src_connection,
+                          const char *src_schema, uintptr_t dst_connection,
+                          const char *dst_schema, int pages) {
   sqlite3 *src = sqlitebck_handle(src_connection);
   sqlite3 *dst = sqlitebck_handle(dst_connection);
   const char *src_file;
@@ -845,30 +975,24 @@ int sqlitebck_start(sqlitebck_job *job, uintptr_t src_connection,
   }
   sqlitebck_clear_error(job);
   memset(&job->counts, 0, sizeof job->counts);
-  job->src = src;
-  job->dst = dst;
   job->batch_left = 0;
   job->dst_disturbed = 0;
   if (src == 0 || dst == 0) {
     return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_USAGE,
                           "cannot operate on a closed database", 0);
   }
+  job->src = src;
+  job->dst = dst;
+  sqlitebck_enter(job);
   job->counts.open = 1;
-  rc = sqlitebck_sqlite.prepare_v2(dst, "SELECT 1", -1, &job->guard, 0);
-  if (rc != SQLITE_OK) {
-    sqlitebck_fail_on(job, dst,
-                      "could not prepare the statement that keeps the "
-                      "destination connection open during the copy "
-                      "(SELECT 1, never run)");
-    goto fail;
-  }
+
   if (sqlitebck_sqlite.txn_state
           ? sqlitebck_sqlite.txn_state(dst, dst_schema) > SQLITE_TXN_NONE
           : !sqlitebck_sqlite.get_autocommit(dst)) {
     sqlitebck_fail(job, SQLITE_ERROR, SQLITEBCK_FAULT_STATE,
-                   "the destination connection has a transaction open "
-                   "on the destination database; commit or roll it back "
-                   "before copying",
+                   "the destination connection has a transaction open on "
+                   "the destination database; commit or roll it back before "
+                   "copying",
                    0);
     goto fail;
   }
@@ -887,13 +1011,11 @@ int sqlitebck_start(sqlitebck_job *job, uintptr_t src_connection,
                    "source and destination are the same database file", 0);
     goto fail;
   }
-  rc = sqlitebck_use(job, src, 0);
-  if (rc != SQLITE_OK) {
+  if (sqlitebck_use(job, src, 0) != SQLITE_OK) {
     goto fail;
   }
   job->users = 1;
-  rc = sqlitebck_use(job, dst, 1);
-  if (rc != SQLITE_OK) {
+  if (sqlitebck_use(job, dst, 1) != SQLITE_OK) {
     goto fail;
   }
   job->users = 2;
@@ -918,10 +1040,15 @@ int sqlitebck_start(sqlitebck_job *job, uintptr_t src_connection,
   sqlitebck_sqlite.rollback_hook(dst, sqlitebck_note_rollback, job);
 
   /* Only a database file can be locked by someone else: the busy timeout
-  ** is worth taking over only then. */
+  ** is worth taking over (by a statement: guarded first) only then. */
   rc = SQLITE_OK;
+  if ((src_file && src_file[0]) || (dst_file && dst_file[0])) {
+    rc = sqlitebck_guard(job);
+  }
   if (src_file && src_file[0]) {
-    rc = sqlitebck_take_busy(job, src);
+    if (rc == SQLITE_OK) {
+      rc = sqlitebck_take_busy(job, src);
+    }
     job->snapshot =
         pages > 0 ? SQLITEBCK_SNAPSHOT_IF_WAL : SQLITEBCK_SNAPSHOT_NOW;
   } else {
@@ -935,34 +1062,43 @@ int sqlitebck_start(sqlitebck_job *job, uintptr_t src_connection,
     return SQLITE_OK;
   }
 fail:
-  sqlitebck_end(job);
+  sqlitebck_end_locked(job);
   return job->error.rc;
 }
 
 /*
-** Copy one batch of PAGES pages (PAGES <= 0: everything that is left), in
-** steps of at most SQLITEBCK_CHUNK_PAGES, returning early once BUDGET_MS
-** milliseconds have passed (counts.in_batch is then 1, and the next call
-** goes on with the same batch whatever PAGES it is given).
+** Start copying schema SRC_SCHEMA of connection SRC over schema DST_SCHEMA
+** of connection DST (references as for sqlitebck_handle()). PAGES is the
+** batch size the caller will step with (<= 0: everything, as one snapshot;
+** see SNAPSHOT RULES).
 **
-** Before every step, the source must have no write transaction open (if
-** another thread holds one, SQLITE_BUSY with a fault of kind FAULT_STATE,
-** to be retried) and the destination must be as the job left it (see
-** sqlitebck_check_dst()).
+** Refuses, before anything is written, with a fault (see sqlitebck_fault()):
+**   SQLITE_MISUSE - a connection is closed (FAULT_USAGE), or both schemas
+**                   are the same database file (FAULT_VALUE);
+**   SQLITE_ERROR  - DST has a transaction open on DST_SCHEMA, or a
+**                   connection takes part in another job in a way that
+**                   conflicts with this one (FAULT_STATE);
+**   SQLITE_BUSY   - SRC has a write transaction open on SRC_SCHEMA (SQLite
+**                   would answer SQLITE_BUSY to every step, for ever).
+** Other errors come from SQLite ("unknown database", ...).
 **
-** Returns SQLITE_DONE when the copy is complete and committed; SQLITE_OK
-** when more is to be copied; SQLITE_BUSY or SQLITE_LOCKED (possibly
-** extended) when a lock held elsewhere stopped it, to be retried; or
-** another error. On SQLITE_DONE and on every error but SQLITE_BUSY and
-** SQLITE_LOCKED the job is ended before this returns.
+** On SQLITE_OK the job is open: the caller drives it with sqlitebck_step()
+** and, if it stops before the copy ends, ends it with sqlitebck_end(). On
+** any error the job is already ended.
 */
-int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
+int sqlitebck_start(sqlitebck_job *job, uintptr_t src, const char *src_schema,
+                    uintptr_t dst, const char *dst_schema, int pages) {
+  int rc = sqlitebck_open(job, src, src_schema, dst, dst_schema, pages);
+  return sqlitebck_return(job, rc);
+}
+
+/*
+** The body of sqlitebck_step(), the mutexes held; a job that completes or
+** fails is ended here.
+*/
+static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
   long long deadline = sqlitebck_now_ms() + budget_ms;
 
-  if (!job->counts.open) {
-    return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_USAGE,
-                          "the copy is over", 0);
-  }
   if (job->batch_left <= 0) {
     job->batch_left = pages > 0 ? pages : INT_MAX;
   }
@@ -975,6 +1111,7 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
     if (sqlitebck_sqlite.txn_state &&
         sqlitebck_sqlite.txn_state(job->src, job->src_schema) ==
             SQLITE_TXN_WRITE) {
+      job->counts.in_batch = 1;
       return sqlitebck_fail(job, SQLITE_BUSY, SQLITEBCK_FAULT_STATE,
                             "the source connection has a write transaction "
                             "open; the copy goes on once it is committed or "
@@ -995,10 +1132,9 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
     }
     if (rc != SQLITE_OK && rc != SQLITE_DONE) {
       job->counts.in_batch = 1;
-      if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
-        return rc;
+      if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) {
+        sqlitebck_end_locked(job);
       }
-      sqlitebck_end(job);
       return rc;
     }
     job->counts.steps++;
@@ -1012,7 +1148,7 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
     if (rc == SQLITE_DONE) {
       job->batch_left = 0;
       job->counts.in_batch = 0;
-      rc = sqlitebck_end(job);
+      rc = sqlitebck_end_locked(job);
       return rc == SQLITE_OK ? SQLITE_DONE : rc;
     }
     if (job->batch_left == 0 || sqlitebck_now_ms() >= deadline) {
@@ -1020,6 +1156,33 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
       return SQLITE_OK;
     }
   }
+}
+
+/*
+** Copy one batch of PAGES pages (PAGES <= 0: everything that is left), in
+** steps of at most SQLITEBCK_CHUNK_PAGES, returning early once BUDGET_MS
+** milliseconds have passed (counts.in_batch is then 1, and the next call
+** goes on with the same batch whatever PAGES it is given, unless
+** sqlitebck_new_batch() is called first).
+**
+** Before every step, the source must have no write transaction open (if
+** another thread holds one, SQLITE_BUSY with a fault of kind FAULT_STATE,
+** to be retried) and the destination must be as the job left it (see
+** sqlitebck_check_dst()).
+**
+** Returns SQLITE_DONE when the copy is complete and committed; SQLITE_OK
+** when more is to be copied; SQLITE_BUSY or SQLITE_LOCKED (possibly
+** extended) when a lock held elsewhere stopped it, to be retried; or
+** another error. On SQLITE_DONE and on every error but SQLITE_BUSY and
+** SQLITE_LOCKED the job is ended before this returns.
+*/
+int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
+  if (!job->counts.open) {
+    return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_USAGE,
+                          "the copy is over", 0);
+  }
+  sqlitebck_enter(job);
+  return sqlitebck_return(job, sqlitebck_run(job, pages, budget_ms));
 }
 
 /*
@@ -1032,59 +1195,31 @@ void sqlitebck_new_batch(sqlitebck_job *job) {
 }
 
 /*
-** sqlitebck_start(), then a first sqlitebck_step(): the whole copy in one
-** call when one step is enough, as it is for small databases. Returns what
+** sqlitebck_start(), then a first sqlitebck_step(), in one call: the whole
+** copy when one step is enough, as it is for small databases. Returns what
 ** the one that stopped returned, with the job open or ended as they say.
 */
 int sqlitebck_copy(sqlitebck_job *job, uintptr_t src, const char *src_schema,
                    uintptr_t dst, const char *dst_schema, int pages,
                    int budget_ms) {
-  int rc = sqlitebck_start(job, src, src_schema, dst, dst_schema, pages);
-  return rc == SQLITE_OK ? sqlitebck_step(job, pages, budget_ms) : rc;
+  int rc = sqlitebck_open(job, src, src_schema, dst, dst_schema, pages);
+  if (rc == SQLITE_OK) {
+    rc = sqlitebck_run(job, pages, budget_ms);
+  }
+  return sqlitebck_return(job, rc);
 }
 
 /*
-** End the job, whatever its state; ending an ended job does nothing and
-** returns SQLITE_OK. The destination gets its commit hook back and both
-** connections their busy timeouts, while both are certainly allocated;
-** then sqlite3_backup_finish() rolls the destination back to its previous
-** content unless the copy is complete; last, the job's statements are
-** finalized, which frees a connection that its owner closed meanwhile.
-** Returns the result of sqlite3_backup_finish() (the error that ended the
-** copy, if any), recorded as the job's error.
+** End the job, whatever its state (see sqlitebck_end_locked()); ending an
+** ended job does nothing and returns SQLITE_OK. Returns the result of
+** sqlite3_backup_finish().
 */
 int sqlitebck_end(sqlitebck_job *job) {
-  int rc = SQLITE_OK;
-
   if (!job->counts.open) {
     return SQLITE_OK;
   }
-  job->counts.open = 0;
-  if (job->backup) {
-    sqlitebck_sqlite.commit_hook(job->dst, 0, 0);
-    sqlitebck_sqlite.rollback_hook(job->dst, 0, 0);
-  }
-  if (job->users >= 1) {
-    sqlitebck_unuse(job->src, 0);
-  }
-  if (job->users >= 2) {
-    sqlitebck_unuse(job->dst, 1);
-  }
-  job->users = 0;
-  if (job->backup) {
-    rc = sqlitebck_sqlite.backup_finish(job->backup);
-    job->backup = 0;
-    if (rc != SQLITE_OK && job->error.rc == SQLITE_OK) {
-      sqlitebck_fail(job, rc, 0, 0, 0);
-    }
-  }
-  sqlitebck_free_schema(job);
-  sqlitebck_unpin(job);
-  if (job->guard) {
-    sqlitebck_sqlite.finalize(job->guard);
-    job->guard = 0;
-  }
-  return rc;
+  sqlitebck_enter(job);
+  return sqlitebck_return(job, sqlitebck_end_locked(job));
 }
 
 /* The message of the job's last error. */
