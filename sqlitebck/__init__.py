@@ -83,6 +83,7 @@ def copy(
     source_name: str = "main",
     dest_name: str = "main",
     timeout: float | None = 5.0,
+    keep_wal: bool = False,
 ) -> CopyResult:
     """Copy database ``source_name`` of ``source`` over ``dest_name`` of ``dest``.
 
@@ -143,7 +144,7 @@ def copy(
         return _result(
             _copy(source, dest, sname, dname, npages, delay, wait, progress), started
         )
-    ends = Endpoints(source, dest)
+    ends = Endpoints(source, dest, keep_wal=keep_wal)
     try:
         job = _copy(ends.source, ends.dest, sname, dname, npages, delay, wait, progress)
     except BaseException:
@@ -230,13 +231,14 @@ class Backup:
         source_name: str = "main",
         dest_name: str = "main",
         timeout: float | None = 5.0,
+        keep_wal: bool = False,
     ) -> None:
         self._open = False
         self._done = False
         self._wait = _timeout(timeout)
         sname = _schema(source_name, "source_name")
         dname = _schema(dest_name, "dest_name")
-        self._ends = Endpoints(source, dest)
+        self._ends = Endpoints(source, dest, keep_wal=keep_wal)
         try:
             # Opened as an online copy: the caller may pause between steps for
             # as long as it likes, so no snapshot is held unless the source is

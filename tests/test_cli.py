@@ -84,6 +84,7 @@ def test_console_script_and_options(tmp_path: Path) -> None:
         "restarts",
         "elapsed",
         "integrity_check",
+        "removed",
     }
 
 
