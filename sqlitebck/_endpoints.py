@@ -178,6 +178,24 @@ def _unreadable(path: str, error: Exception) -> Exception | None:
     return None
 
 
+def _check_side_file_names(path: str, suffix: str) -> None:
+    """Refuse existing destination ``path`` if the name of the file SQLite
+    must create beside it to write it (``path + suffix``) is too long."""
+    name = os.fsencode(os.path.basename(path))
+    try:
+        longest = os.pathconf(os.path.dirname(path) or os.curdir, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf: SQLite will say
+        return
+    if len(name) + len(suffix) > longest:
+        raise sqlite_error(
+            SQLITE_CANTOPEN,
+            f"{path}: name too long to write the database in place: SQLite "
+            f"needs a file beside it named NAME{suffix}, {len(name) + len(suffix)} "
+            f"bytes, and this file system allows {longest}; copy to a new file, "
+            "or rename this one",
+        )
+
+
 def _new_file_mode(source: sqlite3.Connection, module: ModuleType) -> int:
     """Permission bits for a copy of connection ``source``: those that all
     its database files share (0o666 for databases that are not files)."""
@@ -298,6 +316,7 @@ class Endpoints:
                 f"{path}: file is not a database; it is left untouched",
             )
         self._rollback = header[18:19] != b"\x02"
+        _check_side_file_names(path, "-journal" if self._rollback else "-wal")
         self._dest_path = path
         self.dest = connect(path, "rw", self._module)
         self._own_dest = True

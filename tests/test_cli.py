@@ -13,27 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import make_db, rows
+from helpers import cli, make_db, one_error_line, rows
 
 import sqlitebck
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sqlitebck", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tempfile.gettempdir(),
-    )
-
-
-def one_error_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    assert lines[0].startswith("sqlitebck: error: ")
-    return lines[0]
 
 
 def test_copy_prints_a_summary(tmp_path: Path) -> None:
