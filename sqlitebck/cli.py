@@ -134,7 +134,8 @@ def _integrity(path: str) -> str:
         found = [row[0] for row in conn.execute("PRAGMA integrity_check")]
     finally:
         conn.close()
-    return "; ".join(str(r) for r in found)
+    # One line: SQLite puts several problems in one row, a line each.
+    return "; ".join(line for r in found for line in str(r).splitlines())
 
 
 def _state(path: str) -> object:
@@ -299,10 +300,10 @@ class Folder:
         stamp = when.strftime("%Y%m%dT%H%M%S.%fZ")
         return os.path.join(self.folder, f"{self.stem}-{stamp}{self.suffix}")
 
-    def new_name(self) -> str:
-        """A name for a backup made now that no file has yet (later than the
-        current time by as many microseconds as names are taken)."""
-        when = datetime.now(timezone.utc)
+    def new_name(self, when: datetime | None = None) -> str:
+        """A name for a backup made ``when`` (now) that no file has yet: later
+        by as many microseconds as names are taken."""
+        when = when or datetime.now(timezone.utc)
         while os.path.lexists(self.name(when)):
             when += timedelta(microseconds=1)
         return self.name(when)
@@ -506,32 +507,45 @@ def _demo(args: argparse.Namespace, run: Run) -> int:
         return run.copy()
 
 
+def _ignore_interrupts() -> None:
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return its exit code."""
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:  # print any name, whatever the console
-            reconfigure(errors="backslashreplace")
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.demo and (args.source or args.dest):
-        parser.error("--demo takes no SOURCE or DEST")
-    if not args.demo and (args.source is None or args.dest is None):
-        parser.error("SOURCE and DEST are required")
-    if args.keep is not None and (args.demo or not os.path.isdir(args.dest)):
-        parser.error("--keep needs a folder as DEST")
-    run = Run(args)
+    """Run the command line; return its exit code. Run as the program
+    (``argv`` None), it ignores Ctrl-C once it has an answer to give."""
+    run: Run | None = None
     try:
+        for stream in (sys.stdout, sys.stderr):
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:  # print any name, whatever the console
+                reconfigure(errors="backslashreplace")
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if args.demo and (args.source or args.dest):
+            parser.error("--demo takes no SOURCE or DEST")
+        if not args.demo and (args.source is None or args.dest is None):
+            parser.error("SOURCE and DEST are required")
+        if args.keep is not None and (args.demo or not os.path.isdir(args.dest)):
+            parser.error("--keep needs a folder as DEST")
+        run = Run(args)
         return _demo(args, run) if args.demo else run.copy()
     except KeyboardInterrupt:
-        with contextlib.suppress(ValueError):  # not the main thread
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # no second traceback
-        if args.demo:
+        _ignore_interrupts()  # no second Ctrl-C cuts the answer short
+        if run is None:
+            print("sqlitebck: interrupted; nothing was copied", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if run.args.demo:
             print(
-                "sqlitebck: interrupted; the demo's files are removed", file=sys.stderr
+                "sqlitebck: interrupted; the demo's files are removed",
+                file=sys.stderr,
             )
             return EXIT_INTERRUPTED
         return run.interrupted()
+    finally:
+        if argv is None:
+            _ignore_interrupts()  # exiting: a late Ctrl-C changes nothing
 
 
 if __name__ == "__main__":
