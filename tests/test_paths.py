@@ -430,13 +430,18 @@ def test_failures_leave_no_descriptor_and_no_file(tmp_path: Path) -> None:
             attempt()
     import gc
 
-    gc.collect()
-    fds = open_fds()
+    def settled_fds() -> int:
+        for _ in range(3):
+            gc.collect()
+        return open_fds()
+
+    fds = settled_fds()
     for i in range(100):
         with pytest.raises(Exception):  # noqa: B017
             attempts[i % len(attempts)]()
-    gc.collect()
-    assert open_fds() == fds
+    # No growth. (Earlier tests' dropped connections may close meanwhile, as
+    # PyPy's collector gets to them: the count may fall.)
+    assert settled_fds() <= fds
     assert sorted(p.name for p in tmp_path.iterdir()) == before_files
 
 
