@@ -485,7 +485,7 @@ class Run:
 def _demo(args: argparse.Namespace, run: Run) -> int:
     with tempfile.TemporaryDirectory(prefix="sqlitebck-demo-") as tmp:
         source = os.path.join(tmp, "sample.db")
-        conn = sqlite3.connect(source)
+        conn = connect(source, "rwc")
         conn.execute(
             "CREATE TABLE readings(id INTEGER PRIMARY KEY, at REAL, data BLOB)"
         )
