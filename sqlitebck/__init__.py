@@ -30,6 +30,7 @@ from sqlitebck._errors import (
     SQLITE_OK,
     sqlite_error,
 )
+from sqlitebck._interrupts import HeldInterrupts
 from sqlitebck._sqlitebck import ffi, lib
 
 __all__ = ["Backup", "CopyResult", "__version__", "copy", "sqlite_version"]
@@ -122,6 +123,7 @@ class _Job:
         progress: Progress | None,
         delay: float,
         batch: bool,
+        held: HeldInterrupts | None,
     ) -> bool:
         """Carry the job on from ``rc``, the result of its last C call.
 
@@ -131,8 +133,9 @@ class _Job:
         elsewhere stops the copy, or another thread holds a write transaction
         open on the source connection, retries for up to ``wait`` seconds
         without progress. Between C calls, runs the sqlite3 module's checks on
-        both connections (closed meanwhile, used from another thread). Raises
-        the job's error, if any.
+        both connections (closed meanwhile, used from another thread), and
+        delivers a Ctrl-C that ``held`` holds back. Raises the job's error, if
+        any.
         """
         counts = self.counts
         source, dest = self.source, self.dest
@@ -153,7 +156,7 @@ class _Job:
                     if batch:
                         return False
                     if delay:
-                        time.sleep(delay)
+                        _pause(delay, held)
             elif rc & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED) and counts.open:
                 now = time.monotonic()
                 if blocked_since is None:
@@ -167,6 +170,8 @@ class _Job:
                 backoff = min(backoff * 2, _BACKOFF_LAST)
             else:
                 raise self.error(rc)
+            if held is not None:
+                held.check()
             check(source)
             check(dest)
             rc = lib.sqlitebck_step(self.c, npages, _BUDGET_MS)
@@ -192,6 +197,7 @@ def copy(
     source_name: str = "main",
     dest_name: str = "main",
     timeout: float | None = 5.0,
+    keep_wal: bool = False,
 ) -> CopyResult:
     """Copy database ``source_name`` of ``source`` over ``dest_name`` of ``dest``.
 
@@ -252,16 +258,30 @@ def copy(
     sname = b"main" if source_name == "main" else _schema(source_name, "source_name")
     dname = b"main" if dest_name == "main" else _schema(dest_name, "dest_name")
     if isinstance(source, sqlite3.Connection) and isinstance(dest, sqlite3.Connection):
-        return _copy(source, dest, sname, dname, npages, delay, wait, progress, started)
-    ends = Endpoints(source, dest)
-    try:
-        result = _copy(
-            ends.source, ends.dest, sname, dname, npages, delay, wait, progress, started
+        return _copy(
+            source, dest, sname, dname, npages, delay, wait, progress, started, None
         )
-    except BaseException:
-        ends.close(complete=False)
-        raise
-    ends.close(complete=True)
+    # Files are opened, published and removed in many Python steps: Ctrl-C
+    # waits for a point between two of them (see _interrupts).
+    with HeldInterrupts() as held:
+        ends = Endpoints(source, dest, keep_wal=keep_wal)
+        try:
+            result = _copy(
+                ends.source,
+                ends.dest,
+                sname,
+                dname,
+                npages,
+                delay,
+                wait,
+                progress,
+                started,
+                held,
+            )
+        except BaseException:
+            ends.close(complete=False)
+            raise
+        ends.close(complete=True)
     return result
 
 
@@ -275,6 +295,7 @@ def _copy(
     wait: float | None,
     progress: Progress | None,
     started: float,
+    held: HeldInterrupts | None,
 ) -> CopyResult:
     """Copy between two connections, other arguments checked. The path every
     call takes is kept short: it is most of the cost of copying a small
@@ -290,7 +311,7 @@ def _copy(
         rc = lib.sqlitebck_copy(c, src, sname, dst, dname, npages, _BUDGET_MS)
         if rc != SQLITE_DONE or progress is not None:
             job.source, job.dest = source, dest
-            job.drive(rc, npages, wait, progress, delay, False)
+            job.drive(rc, npages, wait, progress, delay, False, held)
     except BaseException:
         lib.sqlitebck_end(c)
         raise
@@ -343,6 +364,7 @@ class Backup:
         source_name: str = "main",
         dest_name: str = "main",
         timeout: float | None = 5.0,
+        keep_wal: bool = False,
     ) -> None:
         self._busy = threading.Lock()
         self._ends: Endpoints | None = None
@@ -351,21 +373,23 @@ class Backup:
         sname = _schema(source_name, "source_name")
         dname = _schema(dest_name, "dest_name")
         self._job = job = _Job()
-        self._ends = ends = Endpoints(source, dest)
-        try:
-            # Opened as an online copy: the caller may pause between steps for
-            # as long as it likes, so no snapshot is held unless the source is
-            # WAL (or step() is asked for everything at once).
-            rc = job.start(ends.source, ends.dest, sname, dname, 1)
-            if rc != SQLITE_OK:
-                raise job.error(rc)
-        except BaseException:
-            lib.sqlitebck_end(job.c)
-            self._ends = None
-            ends.close(complete=False)
-            raise
+        with HeldInterrupts() as held:
+            ends = Endpoints(source, dest, keep_wal=keep_wal)
+            try:
+                # Opened as an online copy: the caller may pause between steps
+                # for as long as it likes, so no snapshot is held unless the
+                # source is WAL (or step() is asked for everything at once).
+                rc = job.start(ends.source, ends.dest, sname, dname, 1)
+                if rc != SQLITE_OK:
+                    raise job.error(rc)
+                held.check()
+            except BaseException:
+                lib.sqlitebck_end(job.c)
+                ends.close(complete=False)
+                raise
+            self._ends = ends
 
-    def _enter(self) -> None:
+    def _claim(self) -> None:
         """Claim the object for one call, or raise ProgrammingError."""
         if not self._busy.acquire(blocking=False):
             raise sqlite3.ProgrammingError(
@@ -381,21 +405,24 @@ class Backup:
         ``sqlite3.OperationalError``; the backup may then be stepped again.
         Any other error ends it."""
         npages = _pages(pages)
-        self._enter()
-        try:
-            if self._done:
-                return True
-            if self._ends is None:
-                raise sqlite3.ProgrammingError("the backup is closed")
-            job = self._job
-            _binding.check_connection(job.source)
-            _binding.check_connection(job.dest)
-            lib.sqlitebck_new_batch(job.c)
-            rc = lib.sqlitebck_step(job.c, npages, _BUDGET_MS)
-            self._done = job.drive(rc, npages, self._wait, None, 0.0, True)
-            return self._done
-        finally:
-            self._busy.release()
+        # Ctrl-C waits for a point between two C calls: claimed, the object
+        # is always released again.
+        with HeldInterrupts() as held:
+            self._claim()
+            try:
+                if self._done:
+                    return True
+                if self._ends is None:
+                    raise sqlite3.ProgrammingError("the backup is closed")
+                job = self._job
+                _binding.check_connection(job.source)
+                _binding.check_connection(job.dest)
+                lib.sqlitebck_new_batch(job.c)
+                rc = lib.sqlitebck_step(job.c, npages, _BUDGET_MS)
+                self._done = job.drive(rc, npages, self._wait, None, 0.0, True, held)
+                return self._done
+            finally:
+                self._busy.release()
 
     @property
     def remaining(self) -> int:
@@ -415,16 +442,17 @@ class Backup:
     def finish(self) -> None:
         """End the backup: roll the destination back unless it is complete,
         and release both connections. Calling it again does nothing."""
-        self._enter()
-        try:
-            ends, self._ends = self._ends, None
-            if ends is not None:
-                try:
-                    lib.sqlitebck_end(self._job.c)
-                finally:
-                    ends.close(complete=self._done)
-        finally:
-            self._busy.release()
+        with HeldInterrupts():
+            self._claim()
+            try:
+                ends, self._ends = self._ends, None
+                if ends is not None:
+                    try:
+                        lib.sqlitebck_end(self._job.c)
+                    finally:
+                        ends.close(complete=self._done)
+            finally:
+                self._busy.release()
 
     close = finish
 
@@ -437,6 +465,20 @@ class Backup:
     def __del__(self) -> None:
         if getattr(self, "_ends", None) is not None:
             self.finish()
+
+
+def _pause(seconds: float, held: HeldInterrupts | None) -> None:
+    """Sleep between batches; a held Ctrl-C ends the pause within 50 ms."""
+    if held is None:
+        time.sleep(seconds)
+        return
+    until = time.monotonic() + seconds
+    while True:
+        held.check()
+        left = until - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, _BUDGET_MS / 1000))
 
 
 def _refs(source: sqlite3.Connection, dest: sqlite3.Connection) -> tuple[int, int]:

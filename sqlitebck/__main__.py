@@ -2,6 +2,10 @@
 
 import sys
 
-from sqlitebck.cli import main
+try:
+    from sqlitebck.cli import main
+except KeyboardInterrupt:  # Ctrl-C while starting: nothing was done
+    print("sqlitebck: interrupted; nothing was copied", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

@@ -1,33 +1,91 @@
 """Paths as the two ends of a copy.
 
+Every file is handed to SQLite as a URI built here, by :func:`uri`, from the
+bytes of its name: a path is always a file name, never a URI, whatever
+characters it holds. All files are opened by :func:`connect`, the one place
+that calls a DB-API module's ``connect``.
+
 A source path is opened read-only and must exist. A destination path that
-exists is opened and overwritten through the backup API, transactionally; one
-that does not exist yet is created atomically: the copy goes into a temporary
-file beside it, which is made durable and then linked into place, so that the
-final path never holds a partial copy, whenever the process dies.
+exists must be a regular file holding an SQLite database (or nothing); it is
+opened and overwritten through the backup API, transactionally, and keeps
+its journal mode. One that does not exist yet is created atomically: the copy
+goes into a private folder (mode 0700) created beside it, where nobody else
+can swap or read the file, is made durable, and is then linked into place
+under its final name, so that the final path never holds a partial copy,
+whenever the process dies.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import shutil
 import sqlite3
+import stat
 import urllib.parse
-from typing import Union
+import warnings
+from types import ModuleType
+from typing import Callable, Union
 
 from sqlitebck._errors import sqlite_error
 
 Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 Endpoint = Union[sqlite3.Connection, Path]
 
-# Files SQLite may create beside a database.
-_SIDE_FILES = ("", "-journal", "-wal", "-shm")
+SQLITE_CANTOPEN = 14
+SQLITE_NOTADB = 26
+SQLITE_READONLY_ROLLBACK = 776
+SQLITE_READONLY_DIRECTORY = 1544
+
+# The first 16 bytes of every SQLite database file.
+MAGIC = b"SQLite format 3\0"
+# The private folder beside a new destination: a short name, so that any
+# destination name that fits NAME_MAX works.
+PRIVATE_SUFFIX = ".sqlitebck-tmp"
+_COPY_NAME = "copy.db"
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_READONLY = "attempt to write a readonly database"
 
 
-def _path(value: object, role: str) -> str | None:
+def uri(path: Path, mode: str) -> str:
+    """The URI that names file ``path`` to SQLite, opened with ``mode``.
+
+    The name is made absolute (against the current folder, without resolving
+    anything) and every byte of it is percent-encoded except letters, digits,
+    ``-._~`` and ``/``, so that ``?``, ``#``, ``%``, a leading ``//``, a
+    ``file:`` prefix and bytes that are not UTF-8 all name the file itself.
+
+    >>> uri("/tmp/a b?#%.db", "ro")
+    'file:///tmp/a%20b%3F%23%25.db?mode=ro'
+    >>> uri(b"//srv/caf\\xc3\\xa9\\xff", "rw")
+    'file:////srv/caf%C3%A9%FF?mode=rw'
+    """
+    name = os.fsencode(path)
+    if b"\0" in name:
+        raise ValueError(f"embedded null byte in path {os.fsdecode(name)!r}")
+    if not os.path.isabs(name):
+        name = os.path.join(os.getcwdb(), name)
+    if os.sep == "\\":  # Windows: C:\x becomes /C:/x
+        name = b"/" + name.replace(b"\\", b"/")
+    return f"file://{urllib.parse.quote_from_bytes(name, safe='/')}?mode={mode}"
+
+
+def connect(
+    path: Path, mode: str, module: ModuleType = sqlite3, timeout: float = 5.0
+) -> sqlite3.Connection:
+    """Open file ``path`` with DB-API ``module`` (SQLite URI ``mode``:
+    ``ro``, ``rw`` or ``rwc``); the one place where the package opens a file."""
+    conn: sqlite3.Connection = module.connect(
+        uri(path, mode), uri=True, timeout=timeout
+    )
+    return conn
+
+
+def _path(value: object, role: str, module: ModuleType) -> str | None:
     """``value`` as a str path; None for a connection; TypeError otherwise."""
-    if isinstance(value, sqlite3.Connection):
+    if isinstance(value, module.Connection):
         return None
     if isinstance(value, (str, bytes, os.PathLike)):
         return os.fsdecode(os.fspath(value))
@@ -39,7 +97,7 @@ def _path(value: object, role: str) -> str | None:
 def _same_file(a: str, b: str) -> bool:
     try:
         sa, sb = os.stat(a), os.stat(b)
-    except OSError:
+    except (OSError, ValueError):
         return False
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
@@ -53,105 +111,341 @@ def _fsync(path: str, directory: bool = False) -> None:
         os.close(fd)
 
 
+def _header(path: str, size: int = 100) -> bytes:
+    """The first ``size`` bytes of file ``path``."""
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+def _renamed(error: OSError, path: str) -> OSError:
+    """``error`` naming the user's ``path`` instead of a file of ours."""
+    if error.errno is None:
+        return error
+    return type(error)(error.errno, error.strerror, path)
+
+
+def _attempt(action: Callable[[], object]) -> BaseException | None:
+    """Run ``action``; return what it raised instead of raising it."""
+    try:
+        action()
+    except BaseException as e:  # reported by the caller
+        return e
+    return None
+
+
+def _kind(mode: int) -> str:
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _unreadable(path: str, error: Exception) -> Exception | None:
+    """Explain why source ``path`` cannot be opened read-only, if that is what
+    ``error`` (from a first read) says; None for any other error."""
+    code = getattr(error, "sqlite_errorcode", None)
+    # PyPy 3.9's sqlite3 module sets no code: SQLite's message says it.
+    readonly = code & 0xFF == 8 if code is not None else str(error) == _READONLY
+    if not readonly:
+        return None
+    try:
+        wal = _header(path)[18:19] == b"\x02"
+    except OSError:
+        return None
+    if wal and not os.path.exists(path + "-shm"):
+        return sqlite_error(
+            SQLITE_READONLY_DIRECTORY,
+            f"{path}: cannot be read read-only: it is a WAL database, and its "
+            f"shared-memory file {path}-shm does not exist and cannot be "
+            "created, because the folder is not writable. Copy it while a "
+            "program that writes it has it open (the -shm file then exists), "
+            "or as a user who may write to its folder.",
+        )
+    if not wal and os.path.exists(path + "-journal"):
+        return sqlite_error(
+            SQLITE_READONLY_ROLLBACK,
+            f"{path}: cannot be read read-only: it has a hot journal "
+            f"({path}-journal), left by a write that was interrupted, and only "
+            "a connection that may write can roll it back. Open the database "
+            "once read-write (any SQLite program does it on its first read, "
+            "e.g. sqlite3 FILE 'PRAGMA schema_version'), or pass sqlitebck a "
+            "read-write sqlite3.Connection as the source, then copy again.",
+        )
+    return None
+
+
+def _check_side_file_names(path: str, suffix: str) -> None:
+    """Refuse existing destination ``path`` if the name of the file SQLite
+    must create beside it to write it (``path + suffix``) is too long."""
+    name = os.fsencode(os.path.basename(path))
+    try:
+        longest = os.pathconf(os.path.dirname(path) or os.curdir, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf: SQLite will say
+        return
+    if len(name) + len(suffix) > longest:
+        raise sqlite_error(
+            SQLITE_CANTOPEN,
+            f"{path}: name too long to write the database in place: SQLite "
+            f"needs a file beside it named NAME{suffix}, {len(name) + len(suffix)} "
+            f"bytes, and this file system allows {longest}; copy to a new file, "
+            "or rename this one",
+        )
+
+
+def _new_file_mode(source: sqlite3.Connection, module: ModuleType) -> int:
+    """Permission bits for a copy of connection ``source``: those that all
+    its database files share (0o666 for databases that are not files)."""
+    mode = 0o666
+    try:
+        files = [row[2] for row in source.execute("PRAGMA database_list")]
+    except module.Error:  # closed, another thread: the copy will say so
+        return mode
+    for name in files:
+        with contextlib.suppress(OSError, ValueError):
+            if name:
+                st = os.stat(name)
+                if stat.S_ISREG(st.st_mode):
+                    mode &= stat.S_IMODE(st.st_mode)
+    return mode
+
+
 class Endpoints:
     """The connections for a copy between ``source`` and ``dest``.
 
-    Connections passed in are used as they are; paths are opened here, and
-    closed again by :meth:`close`, whatever happens.
+    Connections passed in are used as they are; paths are opened here (with
+    DB-API ``module``), and closed again by :meth:`close`, whatever happens.
+    A new destination path is published in rollback-journal mode (``DELETE``:
+    one self-contained file), or as the copy left it with ``keep_wal``; an
+    existing destination path keeps its own journal mode.
     """
 
-    def __init__(self, source: object, dest: object) -> None:
-        src_path = _path(source, "source")
-        dst_path = _path(dest, "dest")
-        self._tmp: str | None = None
+    def __init__(
+        self,
+        source: object,
+        dest: object,
+        *,
+        keep_wal: bool = False,
+        module: ModuleType = sqlite3,
+    ) -> None:
+        self._module = module
+        self._keep_wal = keep_wal
+        self._own_source = False
+        self._own_dest = False
+        self._dest_path: str | None = None
+        # A new destination: the private folder holding the copy, the final
+        # path and the permission bits the copy gets there.
+        self._private: str | None = None
         self._final: str | None = None
-        self._own_source = src_path is not None
-        self._own_dest = dst_path is not None
-        if src_path is not None:
-            if dst_path is not None and _same_file(src_path, dst_path):
-                raise ValueError(
-                    f"source and dest are the same file: {src_path!r}, {dst_path!r}"
-                )
-            # FileNotFoundError names the missing file. An empty file is an
-            # empty database to SQLite: copying it would wipe the destination,
-            # and a path to one is almost surely a mistake.
-            if os.stat(src_path).st_size == 0 and not os.path.isdir(src_path):
-                raise sqlite_error(26, f"{src_path}: an empty file, not a database")
-            uri = "file:" + urllib.parse.quote(src_path) + "?mode=ro"
-            self.source: sqlite3.Connection = sqlite3.connect(uri, uri=True)
-        else:
-            assert isinstance(source, sqlite3.Connection)
-            self.source = source
+        self._final_mode = 0o666
+        # Whether the destination is put back in rollback-journal mode after
+        # the copy (the backup API copies the source's WAL flag).
+        self._rollback = False
+        src_path = _path(source, "source", module)
+        dst_path = _path(dest, "dest", module)
         try:
+            if src_path is None:
+                assert isinstance(source, sqlite3.Connection)
+                self.source: sqlite3.Connection = source
+                source_mode = None
+            else:
+                if dst_path is not None and _same_file(src_path, dst_path):
+                    raise ValueError(
+                        f"source and dest are the same file: {src_path!r}, {dst_path!r}"
+                    )
+                source_mode = self._open_source(src_path)
             if dst_path is None:
                 assert isinstance(dest, sqlite3.Connection)
                 self.dest: sqlite3.Connection = dest
             elif os.path.lexists(dst_path):
-                self.dest = sqlite3.connect(dst_path)
+                self._open_existing(dst_path)
             else:
-                self._final = dst_path
-                self._tmp = self._create_temporary(dst_path)
-                try:
-                    self.dest = sqlite3.connect(self._tmp)
-                except BaseException:
-                    self._remove_temporary()
-                    raise
+                if source_mode is None:
+                    source_mode = _new_file_mode(self.source, module)
+                self._create(dst_path, source_mode)
         except BaseException:
-            if self._own_source:
-                self.source.close()
+            self.close(complete=False)
             raise
 
-    @staticmethod
-    def _create_temporary(final: str) -> str:
-        """Create an empty file beside ``final``, with the usual permissions."""
-        directory, name = os.path.split(final)
+    def _open_source(self, path: str) -> int:
+        """Open ``path`` read-only as the source; return its permission bits
+        (0o666 if it is not a regular file)."""
+        st = os.stat(path)  # FileNotFoundError names the missing file
+        regular = stat.S_ISREG(st.st_mode)
+        # An empty file is an empty database to SQLite: copying it would wipe
+        # the destination, and a path to one is almost surely a mistake.
+        if regular and st.st_size == 0:
+            raise sqlite_error(SQLITE_NOTADB, f"{path}: an empty file, not a database")
+        # No busy handler: the copy manages its own waits for locks.
+        self.source = connect(path, "ro", self._module, timeout=0)
+        self._own_source = True
+        try:
+            self.source.execute("PRAGMA schema_version").fetchall()
+        except self._module.Error as e:
+            explained = _unreadable(path, e)
+            if explained is not None:
+                raise explained from None
+            # Anything else (a lock, not a database) the copy reports itself.
+        return stat.S_IMODE(st.st_mode) if regular else 0o666
+
+    def _open_existing(self, path: str) -> None:
+        """Open existing destination ``path``, refusing what is no database."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            if not os.path.islink(path):
+                raise
+            raise sqlite_error(
+                SQLITE_CANTOPEN,
+                f"{path}: a symbolic link to {os.readlink(path)!r}, which does "
+                "not exist; not writing through it",
+            ) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise sqlite_error(
+                SQLITE_CANTOPEN,
+                f"{path}: exists and is {_kind(st.st_mode)}, not a database "
+                "file; not writing to it",
+            )
+        header = _header(path)
+        if st.st_size > 0 and header[:16] != MAGIC:
+            raise sqlite_error(
+                SQLITE_NOTADB,
+                f"{path}: file is not a database; it is left untouched",
+            )
+        self._rollback = header[18:19] != b"\x02"
+        _check_side_file_names(path, "-journal" if self._rollback else "-wal")
+        self._dest_path = path
+        self.dest = connect(path, "rw", self._module)
+        self._own_dest = True
+
+    def _create(self, path: str, source_mode: int) -> None:
+        """Open an empty file in a new private folder beside ``path``; the
+        copy is written there and published as ``path`` by :meth:`close`."""
+        folder, name = os.path.split(path)
+        if not name:
+            raise sqlite_error(
+                SQLITE_CANTOPEN, f"{path}: names a folder, not a database file"
+            )
+        self._final = self._dest_path = path
+        self._rollback = not self._keep_wal
         while True:
-            tmp = os.path.join(
-                directory, f".{name}.{secrets.token_hex(4)}.sqlitebck-tmp"
+            private = os.path.join(
+                folder or os.curdir, f".{secrets.token_hex(8)}{PRIVATE_SUFFIX}"
             )
             try:
-                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-                return tmp
+                os.mkdir(private, 0o700)
             except FileExistsError:
                 continue
-
-    def _remove_temporary(self) -> None:
-        if self._tmp is not None:
-            for suffix in _SIDE_FILES:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._tmp + suffix)
-            self._tmp = None
+            except OSError as e:
+                raise _renamed(e, path) from None
+            break
+        self._private = private
+        copy = os.path.join(private, _COPY_NAME)
+        try:
+            # The owner must be able to write it while the copy runs (SQLite
+            # reopens it by name); nobody else can reach it in the private
+            # folder. It gets the source's bits less the umask when published.
+            fd = os.open(
+                copy,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC,
+                source_mode | 0o600,
+            )
+            try:
+                created = stat.S_IMODE(os.fstat(fd).st_mode)
+            finally:
+                os.close(fd)
+            if created & 0o600 != 0o600:
+                os.chmod(copy, created | 0o600)
+        except OSError as e:
+            raise _renamed(e, path) from None
+        self._final_mode = created & source_mode
+        self.dest = connect(copy, "rw", self._module)
+        self._own_dest = True
 
     def close(self, complete: bool) -> None:
-        """Close the connections opened here. A new destination is put in
-        place if ``complete``, else removed; nothing is left behind."""
-        try:
-            if self._own_dest:
-                self.dest.close()
-            if self._tmp is not None and self._final is not None and complete:
-                self._publish(self._tmp, self._final)
-        finally:
-            self._remove_temporary()
-            if self._own_source:
-                self.source.close()
+        """Close the connections opened here; put a new destination in place
+        if ``complete``, else remove it. Every step is taken whatever the
+        others did; after a complete copy, the first error is raised (an
+        incomplete one is already failing with its own error)."""
+        first: BaseException | None = None
+        if complete and self._own_dest and self._rollback:
+            first = _attempt(self._settle_journal_mode)
+        if self._own_dest:
+            self._own_dest = False
+            first = first or _attempt(self.dest.close)
+        if complete and first is None and self._final is not None:
+            first = _attempt(self._publish)
+        if self._private is not None:
+            error = _attempt(self._remove_private)
+            first = first or error
+        if self._own_source:
+            self._own_source = False
+            error = _attempt(self.source.close)
+            first = first or error
+        if complete and first is not None:
+            raise first
 
-    def _publish(self, tmp: str, final: str) -> None:
-        """Make ``tmp`` durable, then give it the name ``final`` atomically.
+    def _settle_journal_mode(self) -> None:
+        """Put the destination back in rollback-journal mode if the copy
+        made it WAL. A new file that cannot be is not published; an existing
+        one already holds the new content, so a warning says so."""
+        # The cursor is closed whatever happens (Ctrl-C included): a statement
+        # left open would keep the connection, and its -wal file, alive.
+        cursor = self.dest.cursor()
+        try:
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() == "wal":
+                mode = cursor.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+                if str(mode).lower() == "wal":
+                    raise sqlite_error(
+                        5, "the journal mode could not be set back to DELETE"
+                    )
+        except self._module.Error as e:
+            if self._final is not None:
+                raise
+            warnings.warn(
+                f"{self._dest_path}: the copy is complete, but the file is left in "
+                f"WAL mode (it was not): {e}",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        finally:
+            cursor.close()
+
+    def _publish(self) -> None:
+        """Make the copy durable, then give it its final name atomically.
 
         A hard link does it without ever replacing a file that another
-        process created at ``final`` meanwhile (FileExistsError); where the
-        file system has no hard links, a rename does it.
+        process created there meanwhile (FileExistsError); where the file
+        system has no hard links, a rename does it.
         """
-        _fsync(tmp)
+        assert self._private is not None and self._final is not None
+        copy, final = os.path.join(self._private, _COPY_NAME), self._final
         try:
-            os.link(tmp, final)
-        except FileExistsError:
-            raise
-        except OSError:
-            os.replace(tmp, final)
-        else:
-            os.unlink(tmp)
-        self._tmp = None
-        directory = os.path.dirname(final) or "."
+            if stat.S_IMODE(os.stat(copy).st_mode) != self._final_mode:
+                os.chmod(copy, self._final_mode)
+            _fsync(copy)
+            try:
+                os.link(copy, final)
+            except FileExistsError:
+                raise FileExistsError(
+                    errno.EEXIST,
+                    "created by another program during the copy; left as it is",
+                    final,
+                ) from None
+            except OSError:
+                os.replace(copy, final)
+        except OSError as e:
+            raise _renamed(e, final) from None
+        self._final = None
+        folder = os.path.dirname(final) or os.curdir
         with contextlib.suppress(OSError):  # not every platform syncs folders
-            _fsync(directory, directory=True)
+            _fsync(folder, directory=True)
+
+    def _remove_private(self) -> None:
+        assert self._private is not None
+        shutil.rmtree(self._private)
+        self._private = None

@@ -1,23 +1,30 @@
-"""The ``sqlitebck`` command: copy one SQLite database file to another.
+"""The ``sqlitebck`` command: copy one SQLite database file to another, or
+into a folder of dated backups.
 
 Exit codes: 0 success; 1 the copy failed or was refused (DEST exists without
---force, --verify found damage); 2 usage error; 130 interrupted by Ctrl-C.
+--force, --verify found damage or could not finish); 2 usage error; 130
+interrupted by Ctrl-C with DEST left as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import re
+import signal
 import sqlite3
+import stat
 import sys
 import tempfile
 import time
-import urllib.parse
-from typing import TextIO
+from datetime import datetime, timedelta, timezone
+from typing import Callable, TextIO
 
 import sqlitebck
+from sqlitebck._endpoints import MAGIC, connect
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -94,11 +101,23 @@ class ProgressBar:
             self._out.flush()
 
 
+# Longest --sleep: one day (time.sleep refuses far longer ones).
+MAX_SLEEP_MS = 86_400_000.0
+# How many fresh names a dated backup tries if another one takes its name.
+_NAME_ATTEMPTS = 5
+_STAMP = re.compile(r"-\d{8}T\d{6}\.\d{6}Z")
+
+
+def _shown(text: str) -> str:
+    """``text`` (a path, or a message naming one) as it can be printed: bytes
+    of a file name that are not UTF-8 as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _page_size(path: str) -> int:
     """The page size of database ``path``, or 4096 if it cannot be read."""
     try:
-        uri = "file:" + urllib.parse.quote(path) + "?mode=ro"
-        conn = sqlite3.connect(uri, uri=True)
+        conn = connect(path, "ro", timeout=0)
         try:
             return int(conn.execute("PRAGMA page_size").fetchone()[0])
         finally:
@@ -108,43 +127,105 @@ def _page_size(path: str) -> int:
 
 
 def _integrity(path: str) -> str:
-    uri = "file:" + urllib.parse.quote(path) + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True)
+    # Read-write, so that closing it removes the -wal and -shm files that
+    # reading a WAL database creates.
+    conn = connect(path, "rw")
     try:
         found = [row[0] for row in conn.execute("PRAGMA integrity_check")]
     finally:
         conn.close()
-    return "; ".join(str(r) for r in found)
+    # One line: SQLite puts several problems in one row, a line each.
+    return "; ".join(line for r in found for line in str(r).splitlines())
+
+
+def _state(path: str) -> object:
+    """What shows whether a copy changed ``path``: None while it does not
+    exist, else its schema cookie, which every backup commit increments (or,
+    for what is not a database, something the copy would never change)."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return "not a regular file"  # refused by the copy
+        with open(path, "rb") as f:
+            header = f.read(16)
+    except OSError as e:  # a dangling link: refused by the copy
+        return e.errno
+    if header and header != MAGIC:
+        return header
+    conn = connect(path, "rw", timeout=2)
+    try:
+        return conn.execute("PRAGMA schema_version").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _number(
+    kind: Callable[[str], float], name: str, ok: Callable[[float], bool], rule: str
+) -> Callable[[str], float]:
+    """An argparse type: ``kind(text)`` if ``ok`` says so, else a usage error."""
+
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text} is not {rule}")
+        return value
+
+    convert.__name__ = name
+    return convert
+
+
+def _path_argument(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path names no file")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sqlitebck",
-        description="Copy a SQLite database through SQLite's online backup API.",
+        description=(
+            "Copy a SQLite database through SQLite's online backup API. "
+            "With a folder as DEST, write a dated backup into it: "
+            "FOLDER/STEM-YYYYMMDDTHHMMSS.ffffffZ.SUFFIX (UTC), named after SOURCE."
+        ),
         epilog=(
             "exit codes: 0 success, 1 the copy failed or was refused, "
             "2 usage error, 130 interrupted (DEST is then left as it was)"
         ),
     )
-    parser.add_argument("source", nargs="?", metavar="SOURCE", help="database to copy")
-    parser.add_argument("dest", nargs="?", metavar="DEST", help="file to copy it to")
+    parser.add_argument(
+        "source", nargs="?", type=_path_argument, metavar="SOURCE", help="database"
+    )
+    parser.add_argument(
+        "dest",
+        nargs="?",
+        type=_path_argument,
+        metavar="DEST",
+        help="file to copy it to, or a folder for a dated backup",
+    )
     parser.add_argument(
         "--pages",
-        type=int,
+        type=_number(int, "pages", lambda n: -(2**31) <= n < 2**31, "a C int"),
         default=0,
         metavar="N",
         help="pages per batch; 0 (default): one consistent snapshot",
     )
     parser.add_argument(
         "--sleep",
-        type=float,
+        type=_number(
+            float, "sleep", lambda x: 0 <= x <= MAX_SLEEP_MS, "between 0 and 86400000"
+        ),
         default=0,
         metavar="MS",
-        help="milliseconds between batches (default 0)",
+        help="milliseconds between batches (default 0, at most one day)",
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_number(float, "timeout", lambda x: x >= 0, ">= 0 (inf: forever)"),
         default=5.0,
         metavar="SECONDS",
         help="how long to wait for a lock held elsewhere (default 5; inf: forever)",
@@ -153,6 +234,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dest-name", default="main", metavar="SCHEMA")
     parser.add_argument(
         "--force", action="store_true", help="overwrite an existing DEST"
+    )
+    parser.add_argument(
+        "--keep-wal",
+        action="store_true",
+        help="leave a new DEST in WAL mode if SOURCE is (default: one "
+        "self-contained file, journal_mode=DELETE)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=_number(int, "keep", lambda n: n >= 1, ">= 1"),
+        metavar="N",
+        help="with a folder as DEST: then delete the oldest backups of SOURCE "
+        "there, keeping the newest N",
     )
     parser.add_argument(
         "--verify", action="store_true", help="run PRAGMA integrity_check on DEST"
@@ -177,69 +271,221 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> int:
-    print(f"sqlitebck: error: {message}", file=sys.stderr)
+    print(f"sqlitebck: error: {_shown(message)}", file=sys.stderr)
     return EXIT_FAILED
 
 
-def _run(args: argparse.Namespace) -> int:
-    source, dest = str(args.source), str(args.dest)
-    if os.path.lexists(dest) and not args.force:
-        return _fail(f"{dest}: exists; use --force to overwrite it")
-    show_bar = not (args.quiet or args.json) and sys.stderr.isatty()
-    bar = ProgressBar(sys.stderr, _page_size(source)) if show_bar else None
-    timeout = None if math.isinf(args.timeout) else args.timeout
-    try:
-        result = sqlitebck.copy(
-            source,
-            dest,
-            args.pages,
-            args.sleep,
-            progress=bar,
-            source_name=args.source_name,
-            dest_name=args.dest_name,
-            timeout=timeout,
+class Folder:
+    """Dated backups of one source in one folder: ``STEM-<UTC time>SUFFIX``,
+    where the time is ``YYYYMMDDTHHMMSS.ffffffZ``, so that names sort in time
+    order.
+
+    >>> f = Folder("backups", "/data/app.db")
+    >>> f.name(datetime(2026, 11, 23, 4, 15, tzinfo=timezone.utc))
+    'backups/app-20261123T041500.000000Z.db'
+    >>> [bool(f.pattern.match(n)) for n in
+    ...  ["app-20261123T041500.000000Z.db", "app-x-20261123T041500.000000Z.db",
+    ...   "app-20261123T041500.000000Z.db-wal", "app.db"]]
+    [True, False, False, False]
+    """
+
+    def __init__(self, folder: str, source: str) -> None:
+        self.folder = folder
+        self.stem, self.suffix = os.path.splitext(os.path.basename(source))
+        self.pattern = re.compile(
+            re.escape(self.stem) + _STAMP.pattern + re.escape(self.suffix) + r"\Z"
         )
-    except FileNotFoundError as e:
-        return _fail(f"{e.filename}: no such file or directory")
-    except (sqlite3.Error, OSError, ValueError) as e:
-        return _fail(f"copying {source} to {dest}: {e}")
-    finally:
-        if bar:
-            bar.clear()
-    verified = None
-    if args.verify:
-        verified = _integrity(dest)
-        if verified != "ok":
-            return _fail(f"{dest}: integrity_check failed: {verified}")
-    size = os.path.getsize(dest)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "source": source,
-                    "dest": dest,
-                    "pages": result.pages,
-                    "bytes": size,
-                    "steps": result.steps,
-                    "restarts": result.restarts,
-                    "elapsed": round(result.elapsed, 6),
-                    "integrity_check": verified,
-                }
+
+    def name(self, when: datetime) -> str:
+        stamp = when.strftime("%Y%m%dT%H%M%S.%fZ")
+        return os.path.join(self.folder, f"{self.stem}-{stamp}{self.suffix}")
+
+    def new_name(self, when: datetime | None = None) -> str:
+        """A name for a backup made ``when`` (now) that no file has yet: later
+        by as many microseconds as names are taken."""
+        when = when or datetime.now(timezone.utc)
+        while os.path.lexists(self.name(when)):
+            when += timedelta(microseconds=1)
+        return self.name(when)
+
+    def prune(self, keep: int, newest: str) -> list[str]:
+        """Delete the oldest backups (regular files whose names match), so
+        that ``keep`` are left counting ``newest``; return what was deleted."""
+        mine = os.path.basename(newest)
+        older = sorted(
+            name
+            for name in os.listdir(self.folder)
+            if name != mine
+            and self.pattern.match(name)
+            and os.path.isfile(os.path.join(self.folder, name))
+            and not os.path.islink(os.path.join(self.folder, name))
+        )
+        excess = max(len(older) - (keep - 1), 0)
+        doomed = [os.path.join(self.folder, name) for name in older[:excess]]
+        for path in doomed:
+            os.unlink(path)
+        return doomed
+
+
+_NOT_STARTED = object()
+
+
+class Run:
+    """What one run has done so far: enough to tell the truth on Ctrl-C."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.dest: str | None = None
+        self.before: object = _NOT_STARTED  # _state(dest) before the copy
+        self.result: sqlitebck.CopyResult | None = None
+        self.copied = False
+        self.verified: str | None = None
+        self.removed: list[str] | None = None
+
+    def copy(self) -> int:
+        """Copy, verify, prune and report; return the exit code."""
+        args = self.args
+        source, target = str(args.source), str(args.dest)
+        folder = Folder(target, source) if os.path.isdir(target) else None
+        if folder is None and target.endswith(("/", os.sep)):
+            return _fail(f"{target}: no such folder")
+        if folder is None and os.path.lexists(target) and not args.force:
+            return _fail(f"{target}: exists; use --force to overwrite it")
+        show_bar = not (args.quiet or args.json) and sys.stderr.isatty()
+        bar = ProgressBar(sys.stderr, _page_size(source)) if show_bar else None
+        timeout = None if math.isinf(args.timeout) else args.timeout
+        for attempt in range(1, _NAME_ATTEMPTS + 1):
+            dest = self.dest = folder.new_name() if folder else target
+            try:
+                self.before = _state(dest)
+            except sqlite3.Error as e:  # the copy refuses it, or says why
+                self.before = str(e)
+            try:
+                self.result = sqlitebck.copy(
+                    source,
+                    dest,
+                    args.pages,
+                    args.sleep,
+                    progress=bar,
+                    source_name=args.source_name,
+                    dest_name=args.dest_name,
+                    timeout=timeout,
+                    keep_wal=args.keep_wal,
+                )
+                break
+            except FileExistsError as e:
+                # Another run took this name during the copy: take another.
+                if folder is None or attempt == _NAME_ATTEMPTS:
+                    return _fail(f"{e.filename}: {e.strerror}")
+            except FileNotFoundError as e:
+                if e.filename == dest:
+                    return _fail(f"{dest}: its folder does not exist")
+                return _fail(f"{e.filename}: no such file or directory")
+            except (sqlite3.Error, OSError, ValueError, OverflowError) as e:
+                return _fail(f"copying {source} to {dest}: {e}")
+            finally:
+                if bar:
+                    bar.clear()
+        self.copied = True
+        if args.verify:
+            try:
+                verified = _integrity(dest)
+            except (sqlite3.Error, OSError) as e:
+                return _fail(f"{dest}: copied, but --verify could not read it: {e}")
+            if verified != "ok":
+                return _fail(f"{dest}: integrity_check failed: {verified}")
+            self.verified = verified
+        if folder is not None and args.keep is not None:
+            try:
+                self.removed = folder.prune(args.keep, dest)
+            except OSError as e:
+                return _fail(f"{dest}: copied, but old backups were not removed: {e}")
+        self.report()
+        return EXIT_OK
+
+    def report(self, note: str = "") -> None:
+        """Print the summary (or the JSON line) of a copy that is complete."""
+        args, dest, result = self.args, str(self.dest), self.result
+        try:
+            size: int | None = os.path.getsize(dest)
+        except OSError:
+            size = None
+        if args.json:
+            fields = {
+                "source": args.source,
+                "dest": dest,
+                "pages": result.pages if result else None,
+                "bytes": size,
+                "steps": result.steps if result else None,
+                "restarts": result.restarts if result else None,
+                "elapsed": round(result.elapsed, 6) if result else None,
+                "integrity_check": self.verified,
+                "removed": self.removed or [],
+            }
+            print(json.dumps(fields))
+        elif not args.quiet:
+            line = f"copied {args.source} to {dest}"
+            if result is not None:
+                mb = f" ({size / 1e6:.1f} MB)" if size is not None else ""
+                line += (
+                    f": {result.pages} pages{mb} in {result.elapsed:.2f} s, "
+                    f"{result.restarts} restarts"
+                )
+            if self.verified:
+                line += f", integrity_check {self.verified}"
+            if self.removed:
+                n = len(self.removed)
+                line += f", removed {n} old backup{'s' if n > 1 else ''}"
+            print(_shown(line + note))
+
+    def interrupted(self) -> int:
+        """The exit code and words for a Ctrl-C: 130 only if DEST is as it was.
+
+        A copy commits inside ``copy()``, so an interrupt may arrive after its
+        commit and before it returns; DEST itself tells: a new one exists, an
+        existing one has a new schema cookie.
+        """
+        dest = self.dest
+        if not self.copied and dest is not None and self.before is not _NOT_STARTED:
+            try:
+                self.copied = _state(dest) != self.before
+            except (sqlite3.Error, OSError) as e:
+                print(
+                    f"sqlitebck: interrupted; could not tell whether {_shown(dest)} "
+                    f"changed: {_shown(str(e))}",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILED
+        if not self.copied or dest is None:
+            where = self.dest or self.args.dest
+            print(
+                f"sqlitebck: interrupted; {_shown(str(where))} left as it was",
+                file=sys.stderr,
             )
+            return EXIT_INTERRUPTED
+        if self.args.verify and self.verified is None:
+            return _fail(
+                f"interrupted after the copy, before --verify finished: "
+                f"{dest} holds the new copy, not verified"
+            )
+        skipped = (
+            "; old backups were not removed"
+            if self.args.keep is not None and self.removed is None
+            else ""
         )
-    elif not args.quiet:
-        check = f", integrity_check {verified}" if verified else ""
         print(
-            f"copied {source} to {dest}: {result.pages} pages ({size / 1e6:.1f} MB) "
-            f"in {result.elapsed:.2f} s, {result.restarts} restarts{check}"
+            f"sqlitebck: interrupted after the copy was complete: "
+            f"{_shown(dest)} holds the new copy{skipped}",
+            file=sys.stderr,
         )
-    return EXIT_OK
+        self.report()
+        return EXIT_OK
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, run: Run) -> int:
     with tempfile.TemporaryDirectory(prefix="sqlitebck-demo-") as tmp:
         source = os.path.join(tmp, "sample.db")
-        conn = sqlite3.connect(source)
+        conn = connect(source, "rwc")
         conn.execute(
             "CREATE TABLE readings(id INTEGER PRIMARY KEY, at REAL, data BLOB)"
         )
@@ -258,33 +504,48 @@ def _demo(args: argparse.Namespace) -> int:
         args.verify = True
         if not args.pages:
             args.pages = 256  # batches, so that the progress bar moves
-        return _run(args)
+        return run.copy()
+
+
+def _ignore_interrupts() -> None:
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return its exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.timeout < 0 or math.isnan(args.timeout):
-        parser.error("--timeout must be >= 0")
-    if args.sleep < 0 or not math.isfinite(args.sleep):
-        parser.error("--sleep must be finite and >= 0")
-    if not -(2**31) <= args.pages < 2**31:
-        parser.error("--pages does not fit in a C int")
-    if args.demo and (args.source or args.dest):
-        parser.error("--demo takes no SOURCE or DEST")
-    if not args.demo and (args.source is None or args.dest is None):
-        parser.error("SOURCE and DEST are required")
+    """Run the command line; return its exit code. Run as the program
+    (``argv`` None), it ignores Ctrl-C once it has an answer to give."""
+    run: Run | None = None
     try:
-        return _demo(args) if args.demo else _run(args)
+        for stream in (sys.stdout, sys.stderr):
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:  # print any name, whatever the console
+                reconfigure(errors="backslashreplace")
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if args.demo and (args.source or args.dest):
+            parser.error("--demo takes no SOURCE or DEST")
+        if not args.demo and (args.source is None or args.dest is None):
+            parser.error("SOURCE and DEST are required")
+        if args.keep is not None and (args.demo or not os.path.isdir(args.dest)):
+            parser.error("--keep needs a folder as DEST")
+        run = Run(args)
+        return _demo(args, run) if args.demo else run.copy()
     except KeyboardInterrupt:
-        where = (
-            "the demo's files are removed"
-            if args.demo
-            else f"{args.dest} left as it was"
-        )
-        print(f"sqlitebck: interrupted; {where}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        _ignore_interrupts()  # no second Ctrl-C cuts the answer short
+        if run is None:
+            print("sqlitebck: interrupted; nothing was copied", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if run.args.demo:
+            print(
+                "sqlitebck: interrupted; the demo's files are removed",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
+        return run.interrupted()
+    finally:
+        if argv is None:
+            _ignore_interrupts()  # exiting: a late Ctrl-C changes nothing
 
 
 if __name__ == "__main__":

@@ -100,6 +100,38 @@ def hold_lock(path: Path, begin: str = "BEGIN EXCLUSIVE"):  # type: ignore[no-un
     return child
 
 
+def cli(
+    *args: str | bytes, cwd: str | bytes | Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the sqlitebck command in a child process, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "sqlitebck", *args],
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",
+        timeout=120,
+        cwd=cwd or tempfile.gettempdir(),
+    )
+
+
+def one_error_line(stderr: str) -> str:
+    """The command's one error line; fails on a traceback or more lines."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert lines[0].startswith("sqlitebck: error: ")
+    return lines[0]
+
+
+def open_fds() -> int:
+    """How many file descriptors this process has open (needs /proc)."""
+    import pytest
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc")
+    return len(os.listdir("/proc/self/fd"))
+
+
 def release(child) -> None:  # type: ignore[no-untyped-def]
     out, err = child.communicate("go\n", timeout=30)
     assert "released" in out, err

@@ -6,34 +6,18 @@ import json
 import os
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from helpers import make_db, rows
+from helpers import cli, make_db, one_error_line, rows
 
 import sqlitebck
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sqlitebck", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tempfile.gettempdir(),
-    )
-
-
-def one_error_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    assert lines[0].startswith("sqlitebck: error: ")
-    return lines[0]
 
 
 def test_copy_prints_a_summary(tmp_path: Path) -> None:
@@ -84,6 +68,7 @@ def test_console_script_and_options(tmp_path: Path) -> None:
         "restarts",
         "elapsed",
         "integrity_check",
+        "removed",
     }
 
 
@@ -137,6 +122,17 @@ def test_errors_are_one_line_naming_the_file(tmp_path: Path) -> None:
         ["a", "b", "--timeout", "-2"],
         ["a", "b", "--nope"],
         ["a", "b", "--demo"],
+        ["a", "b", "--sleep", "1e300"],
+        ["a", "b", "--sleep", "inf"],
+        ["a", "b", "--sleep", "nan"],
+        ["a", "b", "--timeout", "nan"],
+        ["a", "b", "--timeout", "x"],
+        ["a", "b", "--pages", "1.5"],
+        ["a", "b", "--keep", "0"],
+        ["a", "b", "--keep", "2"],  # b is no folder
+        ["a", ""],
+        ["", "b"],
+        ["--demo", "--keep", "1"],
     ],
 )
 def test_usage_errors_exit_2(args: list[str]) -> None:
@@ -246,3 +242,178 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert len(frames) <= 10 * elapsed + 2  # at most ~10 redraws a second
     assert text.endswith("\r\x1b[K")  # the bar is cleared at the end
     assert out.startswith("copied ")
+
+
+def test_verify_never_tracebacks(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=300)
+    dest = tmp_path / "new.db"
+    # A schema the source lacks: the copy fails before --verify runs.
+    out = cli(str(source), str(dest), "--verify", "--source-name", "nope")
+    assert out.returncode == 1
+    assert "nope" in one_error_line(out.stderr)
+    # A damaged copy: --verify says so in one line.
+    broken = make_db(tmp_path / "broken.db", rows=2000)
+    conn = sqlite3.connect(broken)
+    conn.execute("CREATE INDEX t_v ON t(v)")
+    conn.commit()
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name='t_v'")
+    page = root.fetchone()[0]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with open(broken, "r+b") as f:  # scribble over the index's root page
+        f.seek((page - 1) * size + 100)
+        f.write(os.urandom(size - 200))
+    out = cli(str(broken), str(dest), "--verify")
+    assert out.returncode == 1
+    line = one_error_line(out.stderr)
+    assert str(dest) in line and "integrity_check" in line
+
+
+def test_missing_destination_folder_is_named(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db")
+    dest = tmp_path / "no" / "new.db"
+    out = cli(str(source), str(dest))
+    assert out.returncode == 1
+    assert one_error_line(out.stderr) == (
+        f"sqlitebck: error: {dest}: its folder does not exist"
+    )
+    out = cli(str(source), str(tmp_path / "no") + "/")
+    assert out.returncode == 1
+    assert "no such folder" in one_error_line(out.stderr)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX special files")
+def test_special_destinations_are_refused(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db")
+    out = cli(str(source), os.devnull, "--force")
+    assert out.returncode == 1
+    assert "not writing" in one_error_line(out.stderr)
+    assert not os.path.exists(os.devnull + "-journal")
+    notes = tmp_path / "notes"
+    notes.write_bytes(b"x")
+    out = cli(str(source), str(notes), "--force")
+    assert out.returncode == 1
+    assert "not a database" in one_error_line(out.stderr)
+    assert notes.read_bytes() == b"x"
+
+
+def test_keep_wal(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", journal="wal")
+    assert cli(str(source), str(tmp_path / "plain.db")).returncode == 0
+    assert cli(str(source), str(tmp_path / "wal.db"), "--keep-wal").returncode == 0
+    assert (tmp_path / "plain.db").read_bytes()[18:20] == b"\x01\x01"
+    assert (tmp_path / "wal.db").read_bytes()[18:20] == b"\x02\x02"
+    out = cli(str(source), str(tmp_path / "v.db"), "--keep-wal", "--verify")
+    assert out.returncode == 0
+    assert not (tmp_path / "v.db-wal").exists()  # --verify leaves nothing
+
+
+# Ctrl-C at a chosen moment: the real copy runs, and the process sends itself
+# SIGINT when the copy reports it has committed (status 101), or just after
+# copy() returns.
+INTERRUPT_AT = """
+    import os, signal, sys
+    import sqlitebck, sqlitebck.cli
+    real = sqlitebck.copy
+    def interrupt(status, remaining, total):
+        if status == 101:
+            os.kill(os.getpid(), signal.SIGINT)
+    def copy(*args, **kwargs):
+        if WHEN == "commit":
+            kwargs["progress"] = interrupt
+        result = real(*args, **kwargs)
+        if WHEN == "returned":
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+    sqlitebck.copy = copy
+    sys.exit(sqlitebck.cli.main(ARGS))
+"""
+
+
+def interrupted_cli(when: str, *args: str) -> subprocess.CompletedProcess[str]:
+    code = INTERRUPT_AT.replace("WHEN", repr(when)).replace("ARGS", repr(list(args)))
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tempfile.gettempdir(),
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_after_the_commit_reports_success(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=300)
+    # Existing DEST: committed when the final progress call comes.
+    dest = make_db(tmp_path / "dst.db", rows=3)
+    out = interrupted_cli("commit", str(source), str(dest), "--force")
+    assert out.returncode == 0, out.stderr
+    assert "holds the new copy" in out.stderr and "Traceback" not in out.stderr
+    assert rows(dest) == rows(source)
+    # New DEST: not yet published then; the Ctrl-C waits while the files are
+    # handled (a partial publication is never possible), so the copy is
+    # published and reported.
+    new = tmp_path / "new.db"
+    out = interrupted_cli("commit", str(source), str(new))
+    assert out.returncode == 0, out.stderr
+    assert "holds the new copy" in out.stderr and "Traceback" not in out.stderr
+    assert rows(new) == rows(source)
+    new.unlink()
+    # After copy() returned: published, success.
+    out = interrupted_cli("returned", str(source), str(new), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["dest"] == str(new)
+    assert rows(new) == rows(source)
+    # With --verify still to run: the copy is there, unverified: exit 1.
+    out = interrupted_cli("returned", str(source), str(dest), "--force", "--verify")
+    assert out.returncode == 1
+    assert "not verified" in one_error_line(out.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst.db", "new.db", "src.db"]
+
+
+READY_THEN_MAIN = """
+import sys
+import sqlitebck.cli
+try:
+    print("ready", flush=True)
+    code = sqlitebck.cli.main()  # argv: sys.argv[1:]
+except KeyboardInterrupt:  # before main() began: nothing was done
+    code = 130
+sys.exit(code)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_at_random_moments_tells_the_truth(tmp_path: Path) -> None:
+    """130 only with DEST as it was; 0 only with DEST holding the copy."""
+    source = make_db(tmp_path / "src.db", rows=3000)
+    dest = make_db(tmp_path / "dst.db", rows=3)
+    new = rows(source)
+    codes = []
+    for i in range(12):
+        if rows(dest) == new:
+            dest.unlink()
+            make_db(dest, rows=3)
+        old = rows(dest)
+        args = [str(source), str(dest), "--force", "--pages", "5", "--sleep", "1"]
+        child = subprocess.Popen(
+            [sys.executable, "-c", READY_THEN_MAIN, *args, "-q"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tempfile.gettempdir(),
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+        time.sleep(0.008 * i)  # from before the copy to after it
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+        assert "Traceback" not in err
+        codes.append(child.returncode)
+        if child.returncode == 130:
+            assert rows(dest) == old, err
+        else:
+            assert child.returncode == 0, err
+            assert rows(dest) == new
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["dst.db", "src.db"]
+    print(codes)

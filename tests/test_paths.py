@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import integrity, make_db, python, rows
+from helpers import integrity, make_db, open_fds, python, rows
 
 import sqlitebck
 
@@ -202,3 +202,388 @@ def test_killed_mid_copy_leaves_no_file_at_the_final_path(tmp_path: Path) -> Non
     # A later copy to the same path works, and leaves its own file only.
     sqlitebck.copy(source, dest)
     assert rows(dest) == rows(source)
+
+
+def private_folders(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name.endswith(".sqlitebck-tmp")]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o644, 0o400, 0o664])
+def test_new_copy_is_no_more_readable_than_its_source(
+    tmp_path: Path, mode: int, umask: int
+) -> None:
+    source = make_db(tmp_path / "src.db", rows=300)
+    source.chmod(mode)
+    expected = mode & ~umask
+    seen: list[int] = []
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        # While the copy runs: one private folder, and a file inside it that
+        # nobody else may read more than the final copy allows.
+        (private,) = private_folders(tmp_path)
+        assert private.stat().st_mode & 0o777 == 0o700
+        seen.append((private / "copy.db").stat().st_mode & 0o777)
+
+    old = os.umask(umask)
+    try:
+        sqlitebck.copy(source, tmp_path / "new.db", pages=50, progress=progress)
+        conn = sqlite3.connect(source)
+        sqlitebck.copy(conn, tmp_path / "from-conn.db")
+        conn.close()
+        memory = sqlite3.connect(":memory:")
+        sqlitebck.copy(memory, tmp_path / "from-memory.db")
+        memory.close()
+    finally:
+        os.umask(old)
+    assert seen and all(m & 0o077 == expected & 0o077 for m in seen)
+    assert (tmp_path / "new.db").stat().st_mode & 0o777 == expected
+    assert (tmp_path / "from-conn.db").stat().st_mode & 0o777 == expected
+    assert (tmp_path / "from-memory.db").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert rows(tmp_path / "new.db") == rows(source)
+    assert private_folders(tmp_path) == []
+
+
+SWAPPER = """
+    import os, sys
+    os.setgid(65534)
+    os.setuid(65534)
+    private = sys.argv[1]
+    for attempt in (
+        lambda: os.listdir(private),
+        lambda: os.rename(private, private + ".moved"),
+        lambda: os.unlink(os.path.join(private, "copy.db")),
+        lambda: os.symlink("/etc/passwd", os.path.join(private, "x")),
+    ):
+        try:
+            attempt()
+            print("done")
+        except PermissionError:
+            print("refused")
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_temporary_file_cannot_be_swapped_by_another_user() -> None:
+    """In a shared sticky folder like /tmp, another user can neither see nor
+    move nor replace the file SQLite writes the copy into."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to act as another user")
+    import shutil
+    import subprocess
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp())
+    try:
+        shared.chmod(0o1777)  # like /tmp
+        source = make_db(shared / "src.db", rows=300)
+        answers: list[str] = []
+
+        def progress(status: int, remaining: int, total: int) -> None:
+            if not answers:
+                (private,) = private_folders(shared)
+                code = SWAPPER.replace("sys.argv[1]", repr(str(private)))
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        "-c",
+                        "import textwrap; exec(textwrap.dedent(" + repr(code) + "))",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                answers.extend(done.stdout.split() or [done.stderr])
+
+        sqlitebck.copy(source, shared / "new.db", pages=50, progress=progress)
+        assert answers == ["refused"] * 4
+        assert rows(shared / "new.db") == rows(source)
+        assert sorted(p.name for p in shared.iterdir()) == ["new.db", "src.db"]
+    finally:
+        shutil.rmtree(shared)
+
+
+def test_dangling_symlink_destination_is_refused(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db")
+    link = tmp_path / "link.db"
+    link.symlink_to(tmp_path / "target.db")
+    with pytest.raises(sqlite3.OperationalError, match="does not exist") as info:
+        sqlitebck.copy(source, link)
+    assert info.value.sqlite_errorname == "SQLITE_CANTOPEN"
+    assert str(link) in str(info.value)
+    assert not (tmp_path / "target.db").exists()
+    assert link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.db", "src.db"]
+
+
+def test_symlink_to_a_database_is_written_through(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=300)
+    (tmp_path / "real").mkdir()
+    target = make_db(tmp_path / "real" / "target.db", rows=3)
+    link = tmp_path / "link.db"
+    link.symlink_to(target)
+    sqlitebck.copy(source, link, pages=7)
+    assert link.is_symlink()
+    assert rows(target) == rows(source)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.db", "real", "src.db"]
+    assert os.listdir(tmp_path / "real") == ["target.db"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX special files")
+def test_destinations_that_are_not_regular_files_are_refused(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    to_null = tmp_path / "to-null"
+    to_null.symlink_to(os.devnull)
+    for dest in (Path(os.devnull), fifo, folder, to_null):
+        with pytest.raises(sqlite3.OperationalError, match="not writing") as info:
+            sqlitebck.copy(source, dest)
+        assert info.value.sqlite_errorname == "SQLITE_CANTOPEN"
+        assert str(dest) in str(info.value)
+    assert not os.path.exists(os.devnull + "-journal")
+    assert list(folder.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "fifo",
+        "folder",
+        "src.db",
+        "to-null",
+    ]
+
+
+@pytest.mark.parametrize(
+    "content", [b"x", b"SQLite format", b"SQLite format 4\0" + b"\0" * 100]
+)
+def test_short_files_that_are_not_databases_are_never_clobbered(
+    tmp_path: Path, content: bytes
+) -> None:
+    source = make_db(tmp_path / "src.db")
+    dest = tmp_path / "notes"
+    dest.write_bytes(content)
+    with pytest.raises(sqlite3.DatabaseError) as info:
+        sqlitebck.copy(source, dest)
+    assert info.value.sqlite_errorname == "SQLITE_NOTADB"
+    assert dest.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "src.db"]
+
+
+def test_an_empty_existing_file_is_an_empty_database(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db")
+    dest = tmp_path / "empty.db"
+    dest.touch()
+    sqlitebck.copy(source, dest)
+    assert rows(dest) == rows(source)
+
+
+def test_errors_name_the_users_paths(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db")
+    (tmp_path / "a-file").write_text("x")
+    for dest, error in (
+        (tmp_path / "missing" / "new.db", FileNotFoundError),
+        (tmp_path / "a-file" / "new.db", NotADirectoryError),
+        (tmp_path / ("n" * 256), OSError),
+    ):
+        with pytest.raises(error) as info:
+            sqlitebck.copy(source, dest)
+        assert info.value.filename == str(dest)
+        assert "sqlitebck-tmp" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "src.db"]
+
+
+def test_failures_leave_no_descriptor_and_no_file(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=300)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(os.urandom(4096))
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"x")
+    dangling = tmp_path / "dangling.db"
+    dangling.symlink_to(tmp_path / "nowhere.db")
+    long_existing = tmp_path / ("n" * 250)
+    sqlitebck.copy(source, long_existing)
+
+    def stop(status: int, remaining: int, total: int) -> None:
+        raise RuntimeError("stop")
+
+    def unfinished_backup() -> None:
+        with sqlitebck.Backup(source, tmp_path / "new.db") as backup:
+            backup.step(1)
+            raise RuntimeError("stop")
+
+    attempts = [
+        lambda: sqlitebck.copy(source, tmp_path / "missing" / "x.db"),
+        lambda: sqlitebck.copy(source, tmp_path / ("n" * 256)),
+        lambda: sqlitebck.copy(source, tmp_path / "new.db", pages=2, progress=stop),
+        lambda: sqlitebck.copy(junk, tmp_path / "new.db"),
+        lambda: sqlitebck.copy(source, notes),
+        lambda: sqlitebck.copy(source, dangling),
+        lambda: sqlitebck.copy(source, os.devnull),
+        lambda: sqlitebck.copy(long_existing, long_existing),
+        lambda: sqlitebck.copy(source, long_existing),
+        unfinished_backup,
+    ]
+    before_files = sorted(p.name for p in tmp_path.iterdir())
+    for attempt in attempts:  # warm up: imports, caches
+        with pytest.raises(Exception):  # noqa: B017 - every kind, on purpose
+            attempt()
+    import gc
+
+    def settled_fds() -> int:
+        for _ in range(3):
+            gc.collect()
+        return open_fds()
+
+    fds = settled_fds()
+    for i in range(100):
+        with pytest.raises(Exception):  # noqa: B017
+            attempts[i % len(attempts)]()
+    # No growth. (Earlier tests' dropped connections may close meanwhile, as
+    # PyPy's collector gets to them: the count may fall.)
+    assert settled_fds() <= fds
+    assert sorted(p.name for p in tmp_path.iterdir()) == before_files
+
+
+HOT_JOURNAL = """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("PRAGMA cache_size=10")  # spill pages to the file early
+    conn.execute("BEGIN")
+    conn.execute(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+        "WHERE i < 3000) INSERT INTO t(v) SELECT randomblob(1000) FROM c"
+    )
+    print("spilled", flush=True)
+    sys.stdin.readline()  # wait here to be killed
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_hot_journal_source_is_explained(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=50)
+    before = rows(source)
+    child = python(HOT_JOURNAL.replace("sys.argv[1]", repr(str(source))))
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "spilled"
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=30)
+    journal = tmp_path / "src.db-journal"
+    assert journal.stat().st_size > 0  # left hot by the killed writer
+    with pytest.raises(sqlite3.OperationalError, match="hot journal") as info:
+        sqlitebck.copy(source, tmp_path / "new.db")
+    assert info.value.sqlite_errorname == "SQLITE_READONLY_ROLLBACK"
+    assert str(source) in str(info.value) and "read-write" in str(info.value)
+    assert journal.exists()  # the source was not touched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.db", "src.db-journal"]
+    # What the message says to do works: a read-write open rolls it back.
+    conn = sqlite3.connect(source)
+    conn.execute("PRAGMA schema_version").fetchone()
+    conn.close()
+    sqlitebck.copy(source, tmp_path / "new.db")
+    assert rows(tmp_path / "new.db") == before
+
+
+READ_ONLY_FOLDER = """
+    import os, sqlite3, sys, sqlitebck
+    if os.geteuid() == 0:
+        os.setgid(65534)
+        os.setuid(65534)
+    try:
+        sqlitebck.copy(sys.argv[1], sqlite3.connect(":memory:"))
+        print("copied")
+    except sqlite3.OperationalError as e:
+        print(getattr(e, "sqlite_errorname", "?"), e)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_wal_source_in_a_read_only_folder_is_explained() -> None:
+    import shutil
+    import tempfile
+
+    # Under /tmp, so that another user (root's tests run it as nobody, for
+    # whom the folder's mode counts) can reach it.
+    top = Path(tempfile.mkdtemp())
+    folder = top / "ro"
+    try:
+        top.chmod(0o755)
+        folder.mkdir()
+        source = make_db(folder / "wal.db", journal="wal")
+        assert sorted(os.listdir(folder)) == ["wal.db"]  # no -wal, no -shm
+        source.chmod(0o644)
+        folder.chmod(0o555)
+        if os.geteuid() != 0 and os.access(folder, os.W_OK):
+            pytest.skip("cannot make a folder read-only here")
+        code = READ_ONLY_FOLDER.replace("sys.argv[1]", repr(str(source)))
+        child = python(code)
+        out, err = child.communicate(timeout=60)
+        assert out.startswith("SQLITE_READONLY_DIRECTORY "), err
+        assert "WAL database" in out and "-shm" in out and str(source) in out
+        assert sorted(os.listdir(folder)) == ["wal.db"]
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(top)
+
+
+def header_mode(path: Path) -> bytes:
+    """Bytes 18-19 of the database header: 1 rollback journal, 2 WAL."""
+    return path.read_bytes()[18:20]
+
+
+def test_new_copies_of_wal_databases_are_self_contained(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=300, journal="wal")
+    writer = sqlite3.connect(source)
+    writer.execute("INSERT INTO t(v) VALUES (x'01')")
+    writer.commit()  # in the -wal file only, until a checkpoint
+    out = tmp_path / "out"
+    out.mkdir()
+    sqlitebck.copy(source, out / "plain.db", pages=10)
+    with sqlitebck.Backup(source, out / "backup.db") as backup:
+        backup.step()
+    sqlitebck.copy(source, out / "wal.db", keep_wal=True)
+    writer.close()
+    assert sorted(os.listdir(out)) == ["backup.db", "plain.db", "wal.db"]
+    assert header_mode(out / "plain.db") == b"\x01\x01"
+    assert header_mode(out / "backup.db") == b"\x01\x01"
+    assert header_mode(out / "wal.db") == b"\x02\x02"
+    # One file: it opens read-only where no -shm can be created.
+    out.chmod(0o555)
+    try:
+        conn = sqlite3.connect(f"file:{out / 'plain.db'}?mode=ro", uri=True)
+        assert len(rows(conn)) == 301
+        conn.close()
+    finally:
+        out.chmod(0o755)
+    assert sorted(os.listdir(out)) == ["backup.db", "plain.db", "wal.db"]
+
+
+def test_existing_destinations_keep_their_journal_mode(tmp_path: Path) -> None:
+    wal_source = make_db(tmp_path / "wal-src.db", rows=100, journal="wal")
+    rollback_source = make_db(tmp_path / "src.db", rows=100)
+    rollback_dest = make_db(tmp_path / "rollback.db", rows=3)
+    wal_dest = make_db(tmp_path / "wal.db", rows=3, journal="wal")
+    sqlitebck.copy(wal_source, rollback_dest)  # SQLite alone would make it WAL
+    sqlitebck.copy(rollback_source, wal_dest)
+    assert header_mode(rollback_dest) == b"\x01\x01"
+    assert header_mode(wal_dest) == b"\x02\x02"
+    assert rows(rollback_dest) == rows(wal_source)
+    assert rows(wal_dest) == rows(rollback_source)
+    assert not (tmp_path / "rollback.db-wal").exists()
+
+
+def test_restore_into_a_live_database(tmp_path: Path) -> None:
+    """The README's restore: copy the backup over the live database."""
+    live = make_db(tmp_path / "app.db", rows=100, journal="wal")
+    sqlitebck.copy(live, tmp_path / "backup.db")
+    app = sqlite3.connect(live)  # the application keeps its connection
+    app.execute("DELETE FROM t WHERE id > 10")
+    app.commit()
+    reader = sqlite3.connect(live)
+    assert len(rows(reader)) == 10
+    sqlitebck.copy(tmp_path / "backup.db", live)
+    assert len(rows(app)) == len(rows(reader)) == 100
+    assert app.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert integrity(app) == "ok"
+    app.close()
+    reader.close()
