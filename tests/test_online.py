@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,21 +73,28 @@ def ops(path: Path) -> int:
         conn.close()
 
 
-@pytest.fixture(params=["wal", "delete"])
-def busy_bank(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
-    """A bank database with a writer process committing to it all the time."""
-    path = bank(tmp_path / f"bank-{request.param}.db", request.param)
-    stop = tmp_path / "stop"
+@contextlib.contextmanager
+def writer(path: Path) -> Iterator[None]:
+    """A writer process committing to the bank at ``path`` all the time."""
+    stop = path.with_name(path.name + ".stop")
     child = python(WRITER.format(path=str(path), stop=str(stop), accounts=ACCOUNTS))
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "started"
     try:
-        yield path
+        yield
     finally:
         stop.touch()
         out, err = child.communicate(timeout=60)
         assert child.returncode == 0, err
         assert int(out) > 0
+
+
+@pytest.fixture(params=["wal", "delete"])
+def busy_bank(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A bank database with a writer process committing to it all the time."""
+    path = bank(tmp_path / f"bank-{request.param}.db", request.param)
+    with writer(path):
+        yield path
 
 
 @pytest.mark.parametrize("pages", [0, 3, 500])
@@ -115,16 +123,10 @@ def test_copies_under_a_writer_finish_and_are_one_snapshot(
 
 
 def test_wal_online_copy_never_restarts_while_the_writer_commits(
-    tmp_path: Path,
-    connect: Connect,
+    tmp_path: Path, connect: Connect
 ) -> None:
     path = bank(tmp_path / "bank.db", "wal")
-    stop = tmp_path / "stop"
-    child = python(WRITER.format(path=str(path), stop=str(stop), accounts=ACCOUNTS))
-    assert child.stdout is not None
-    assert child.stdout.readline().strip() == "started"
-    try:
-        source = connect(path)
+    with writer(path):
         seen: list[int] = []
         before = ops(path)
         result = sqlitebck.copy(
@@ -138,10 +140,6 @@ def test_wal_online_copy_never_restarts_while_the_writer_commits(
         assert result.steps > 20
         # Commits went on between the batches: the writer was never blocked.
         assert seen[-1] - before > 10
-        source.close()
-    finally:
-        stop.touch()
-        child.communicate(timeout=60)
     assert total(connect(tmp_path / "copy.db")) == TOTAL
 
 
