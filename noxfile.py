@@ -28,11 +28,12 @@ nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
 ROOT = Path(__file__).parent.resolve()
 DIST = ROOT / "dist"  # the sdist, and the repaired wheels in dist/wheelhouse
 WHEELHOUSE = DIST / "wheelhouse"
-CPYTHONS = nox.project.python_versions(nox.project.load_toml(ROOT / "pyproject.toml"))
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+CPYTHONS = nox.project.python_versions(PYPROJECT)  # from the classifiers
 OLDEST = CPYTHONS[0]
 ABI3_TAG = f"cp{OLDEST.replace('.', '')}-abi3"
 PYPY = "pypy3"
-TEST_DEPS = ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6.75"]  # .[test]
+TEST_DEPS = PYPROJECT["project"]["optional-dependencies"]["test"]
 
 
 def _find_pyenv_pythons() -> None:
@@ -93,6 +94,8 @@ def build_wheel(session: nox.Session, tag: str) -> Path:
     for old in WHEELHOUSE.glob(f"sqlitebck-*-{tag}*.whl"):
         old.unlink()
     (wheel,) = raw.glob("*.whl")
+    if f"-{tag}" not in wheel.name:
+        session.error(f"built {wheel.name}, not a {tag} wheel")
     # auditwheel runs on CPython only (on PyPy it fails at start): its own
     # environment of the oldest CPython.
     tools = tree.parent / "auditwheel"
