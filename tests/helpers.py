@@ -10,9 +10,12 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 DB = Union[str, Path, sqlite3.Connection]
+# The type of the ``connect`` fixture (conftest.py): sqlite3.connect, closing
+# every connection it opened once the test ends.
+Connect = Callable[..., sqlite3.Connection]
 
 
 def fill(conn: sqlite3.Connection, rows: int = 200, size: int = 300) -> None:

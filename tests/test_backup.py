@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import gc
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import fill, hold_lock, integrity, make_db, page_count, release, rows
+from helpers import (
+    Connect,
+    fill,
+    hold_lock,
+    integrity,
+    make_db,
+    page_count,
+    release,
+    rows,
+)
 
 import sqlitebck
 
 
 @pytest.fixture
-def old_dest(tmp_path: Path) -> sqlite3.Connection:
+def old_dest(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     """A destination file that already holds a small database."""
-    return sqlite3.connect(make_db(tmp_path / "dest.db", rows=3))
+    conn = sqlite3.connect(make_db(tmp_path / "dest.db", rows=3))
+    yield conn
+    conn.close()
 
 
 def file_of(conn: sqlite3.Connection) -> str:
@@ -115,7 +127,10 @@ def test_finish_and_close_are_idempotent(
 
 
 def test_same_rules_as_copy(
-    tmp_path: Path, src: sqlite3.Connection, dst: sqlite3.Connection
+    tmp_path: Path,
+    src: sqlite3.Connection,
+    dst: sqlite3.Connection,
+    connect: Connect,
 ) -> None:
     with pytest.raises(TypeError):
         sqlitebck.Backup(src, None)  # type: ignore[arg-type]
@@ -123,7 +138,7 @@ def test_same_rules_as_copy(
         sqlitebck.Backup(src, src)
     path = make_db(tmp_path / "a.db")
     with pytest.raises(ValueError):
-        sqlitebck.Backup(sqlite3.connect(path), sqlite3.connect(path))
+        sqlitebck.Backup(connect(path), connect(path))
     with pytest.raises(sqlite3.OperationalError, match="unknown database"):
         sqlitebck.Backup(src, dst, source_name="nope")
     with pytest.raises(ValueError):
@@ -143,11 +158,11 @@ def test_same_rules_as_copy(
 
 
 def test_a_lock_held_elsewhere_times_out_then_the_backup_goes_on(
-    tmp_path: Path,
+    tmp_path: Path, connect: Connect
 ) -> None:
     source = make_db(tmp_path / "src.db", rows=300)
-    a = sqlite3.connect(source)
-    b = sqlite3.connect(tmp_path / "dst.db")
+    a = connect(source)
+    b = connect(tmp_path / "dst.db")
     with sqlitebck.Backup(a, b, timeout=0.2) as backup:
         backup.step(2)
         holder = hold_lock(source)
@@ -191,9 +206,11 @@ def test_closing_the_destination_before_finishing_is_safe(
 
 
 def test_closing_the_source_before_finishing_is_safe(
-    tmp_path: Path, old_dest: sqlite3.Connection
+    tmp_path: Path,
+    old_dest: sqlite3.Connection,
+    connect: Connect,
 ) -> None:
-    source = sqlite3.connect(make_db(tmp_path / "src.db"))
+    source = connect(make_db(tmp_path / "src.db"))
     backup = sqlitebck.Backup(source, old_dest)
     backup.step(2)
     if close_during_backup(source):
@@ -203,11 +220,13 @@ def test_closing_the_source_before_finishing_is_safe(
     fill(old_dest, rows=1)  # the destination is free again
 
 
-def test_backups_of_subclassed_and_attached_schemas(tmp_path: Path) -> None:
+def test_backups_of_subclassed_and_attached_schemas(
+    tmp_path: Path, connect: Connect
+) -> None:
     make_db(tmp_path / "aux.db", rows=40)
-    a = sqlite3.connect(":memory:")
+    a = connect(":memory:")
     a.execute("ATTACH DATABASE ? AS aux", (str(tmp_path / "aux.db"),))
-    b = sqlite3.connect(":memory:")
+    b = connect(":memory:")
     with sqlitebck.Backup(a, b, source_name="aux") as backup:
         while not backup.step(4):
             pass

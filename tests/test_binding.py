@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 
 import pytest
+from helpers import Connect
 
 import sqlitebck
 from sqlitebck import _binding
@@ -33,17 +34,17 @@ def _module_file() -> str:
     return str(module.__file__)
 
 
-def test_bound_library_is_the_one_the_sqlite3_module_uses() -> None:
+def test_bound_library_is_the_one_the_sqlite3_module_uses(connect: Connect) -> None:
     assert sqlitebck.sqlite_version == sqlite3.sqlite_version
     # A connection opened by the sqlite3 module is usable by the bound library.
-    conn = sqlite3.connect(":memory:")
+    conn = connect(":memory:")
     conn.execute("CREATE TABLE t(x)")
     conn.execute("INSERT INTO t VALUES (1)")
     assert lib.sqlitebck_total_changes(_binding.connection_ref(conn)) == 1
 
 
-def test_accessor_check_rejects_a_wrong_handle() -> None:
-    other = sqlite3.connect(":memory:")
+def test_accessor_check_rejects_a_wrong_handle(connect: Connect) -> None:
+    other = connect(":memory:")
     with pytest.raises(ImportError, match="does not recognise the layout"):
         _binding._verify(lambda conn: _binding.connection_ref(other))
 
@@ -56,14 +57,14 @@ def test_accessor_check_rejects_a_null_handle() -> None:
         _binding._verify(lambda conn: id(closed))
 
 
-def test_binding_to_a_library_not_loaded_fails_cleanly() -> None:
+def test_binding_to_a_library_not_loaded_fails_cleanly(connect: Connect) -> None:
     err = ffi.new("char[]", 512)
     assert lib.sqlitebck_bind(b"/nonexistent/libnothing.so", err, len(err)) == 1
     assert b"/nonexistent/libnothing.so" in ffi.string(err)
     # The previous binding is kept.
-    a = sqlite3.connect(":memory:")
+    a = connect(":memory:")
     a.execute("CREATE TABLE t(x)")
-    b = sqlite3.connect(":memory:")
+    b = connect(":memory:")
     sqlitebck.copy(a, b)
     assert b.execute("SELECT name FROM sqlite_master").fetchall() == [("t",)]
 
@@ -73,6 +74,14 @@ def test_doctests() -> None:
 
     import sqlitebck._errors
 
+    runner = doctest.DocTestRunner()
     for module in (sqlitebck, sqlitebck._errors):
-        failures, tried = doctest.testmod(module)
-        assert tried > 0 and failures == 0
+        for test in doctest.DocTestFinder().find(module):
+            runner.run(test, clear_globs=False)
+            # The examples leave their connections open, as examples do.
+            for value in test.globs.values():
+                if isinstance(value, sqlite3.Connection):
+                    value.close()
+            test.globs.clear()
+    failures, tried = runner.summarize(verbose=False)
+    assert tried > 0 and failures == 0

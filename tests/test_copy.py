@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import fill, integrity, make_db, page_count, rows
+from helpers import Connect, fill, integrity, make_db, page_count, rows
 
 import sqlitebck
 
@@ -15,15 +15,17 @@ class MyConnection(sqlite3.Connection):
     pass
 
 
-def test_seed_readme_example_memory_to_file_to_memory(tmp_path: Path) -> None:
-    conn = sqlite3.connect(":memory:")
+def test_seed_readme_example_memory_to_file_to_memory(
+    tmp_path: Path, connect: Connect
+) -> None:
+    conn = connect(":memory:")
     conn.execute("CREATE TABLE foo(bar TEXT)")
     conn.execute("INSERT INTO foo VALUES ('ok')")
     conn.commit()
-    conn2 = sqlite3.connect(tmp_path / "test.db")
+    conn2 = connect(tmp_path / "test.db")
     sqlitebck.copy(conn, conn2)
     conn.close()
-    conn3 = sqlite3.connect(":memory:")
+    conn3 = connect(":memory:")
     sqlitebck.copy(conn2, conn3)
     assert conn3.execute("SELECT bar FROM foo").fetchall() == [("ok",)]
 
@@ -39,10 +41,10 @@ def test_copy_replaces_whole_destination(
     assert names == [("t",)]
 
 
-def test_file_to_file(tmp_path: Path) -> None:
+def test_file_to_file(tmp_path: Path, connect: Connect) -> None:
     source = make_db(tmp_path / "a.db", rows=2000)
-    a = sqlite3.connect(source)
-    b = sqlite3.connect(tmp_path / "b.db")
+    a = connect(source)
+    b = connect(tmp_path / "b.db")
     result = sqlitebck.copy(a, b)
     assert rows(b) == rows(a)
     assert integrity(b) == "ok"
@@ -73,9 +75,9 @@ def test_seed_pages_and_sleep_over_multipage_database(
     assert result.pages == total
 
 
-def test_subclassed_connections_on_both_sides() -> None:
-    a = sqlite3.connect(":memory:", factory=MyConnection)
-    b = sqlite3.connect(":memory:", factory=MyConnection)
+def test_subclassed_connections_on_both_sides(connect: Connect) -> None:
+    a = connect(":memory:", factory=MyConnection)
+    b = connect(":memory:", factory=MyConnection)
     fill(a)
     sqlitebck.copy(a, b)
     assert rows(b) == rows(a)
@@ -110,10 +112,10 @@ def test_progress_callback_of_the_stdlib_works_unchanged(
 
 
 def test_exception_from_progress_propagates_and_keeps_destination(
-    tmp_path: Path, src: sqlite3.Connection
+    tmp_path: Path, src: sqlite3.Connection, connect: Connect
 ) -> None:
     old = make_db(tmp_path / "old.db", rows=5)
-    dst = sqlite3.connect(old)
+    dst = connect(old)
     before = rows(dst)
 
     class Stop(Exception):
@@ -135,15 +137,15 @@ def test_exception_from_progress_propagates_and_keeps_destination(
     assert rows(dst) == rows(src)
 
 
-def test_attached_and_temp_schemas(tmp_path: Path) -> None:
+def test_attached_and_temp_schemas(tmp_path: Path, connect: Connect) -> None:
     make_db(tmp_path / "aux.db", rows=50)
-    a = sqlite3.connect(":memory:")
+    a = connect(":memory:")
     a.execute("ATTACH DATABASE ? AS 'bücher'", (str(tmp_path / "aux.db"),))
-    b = sqlite3.connect(":memory:")
+    b = connect(":memory:")
     sqlitebck.copy(a, b, source_name="bücher")
     assert rows(b) == rows(a, "bücher.t")
 
-    c = sqlite3.connect(":memory:")
+    c = connect(":memory:")
     c.execute("ATTACH DATABASE ? AS extra", (str(tmp_path / "extra.db"),))
     sqlitebck.copy(b, c, dest_name="extra", pages=4)
     assert rows(c, "extra.t") == rows(b)
@@ -151,7 +153,7 @@ def test_attached_and_temp_schemas(tmp_path: Path) -> None:
     b.execute("CREATE TEMP TABLE scratch(x)")
     b.execute("INSERT INTO scratch VALUES (42)")
     b.commit()
-    d = sqlite3.connect(":memory:")
+    d = connect(":memory:")
     sqlitebck.copy(b, d, source_name="temp")
     assert d.execute("SELECT x FROM scratch").fetchall() == [(42,)]
 
@@ -168,17 +170,18 @@ def test_unknown_schema_is_operational_error(
 
 def test_a_read_transaction_on_the_source_is_copied_as_its_snapshot(
     tmp_path: Path,
+    connect: Connect,
 ) -> None:
     path = make_db(tmp_path / "wal.db", rows=100, journal="wal")
-    reader = sqlite3.connect(path, isolation_level=None)
+    reader = connect(path, isolation_level=None)
     reader.execute("BEGIN")
     snapshot = rows(reader)
-    writer = sqlite3.connect(path)
+    writer = connect(path)
     writer.execute("DELETE FROM t WHERE id > 10")
     writer.commit()
 
     for pages in (0, 3):
-        out = sqlite3.connect(":memory:")
+        out = connect(":memory:")
         sqlitebck.copy(reader, out, pages=pages)
         assert rows(out) == snapshot
         assert reader.in_transaction  # the caller's transaction is left alone
@@ -188,21 +191,24 @@ def test_a_read_transaction_on_the_source_is_copied_as_its_snapshot(
 
 def test_source_data_is_unchanged_and_connection_usable(
     tmp_path: Path,
+    connect: Connect,
 ) -> None:
     path = make_db(tmp_path / "a.db", rows=300)
-    a = sqlite3.connect(path)
+    a = connect(path)
     before = rows(a)
-    sqlitebck.copy(a, sqlite3.connect(":memory:"), pages=7)
-    sqlitebck.copy(a, sqlite3.connect(":memory:"))
+    sqlitebck.copy(a, connect(":memory:"), pages=7)
+    sqlitebck.copy(a, connect(":memory:"))
     assert rows(a) == before
     assert not a.in_transaction
     a.execute("INSERT INTO t(v) VALUES (x'00')")
     a.commit()
 
 
-def test_busy_timeouts_of_both_connections_are_restored(tmp_path: Path) -> None:
-    a = sqlite3.connect(make_db(tmp_path / "a.db"), timeout=2.5)
-    b = sqlite3.connect(tmp_path / "b.db", timeout=0.75)
+def test_busy_timeouts_of_both_connections_are_restored(
+    tmp_path: Path, connect: Connect
+) -> None:
+    a = connect(make_db(tmp_path / "a.db"), timeout=2.5)
+    b = connect(tmp_path / "b.db", timeout=0.75)
     sqlitebck.copy(a, b)
     sqlitebck.copy(a, b, pages=2)
     assert a.execute("PRAGMA busy_timeout").fetchone() == (2500,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from helpers import fill, make_db, rows
+from helpers import Connect, fill, make_db, rows
 
 import sqlitebck
 from sqlitebck import _errors
@@ -40,14 +41,16 @@ def test_same_connection_is_value_error(src: sqlite3.Connection) -> None:
         sqlitebck.copy(src, src)
 
 
-def test_same_file_is_value_error_before_writing(tmp_path: Path) -> None:
+def test_same_file_is_value_error_before_writing(
+    tmp_path: Path, connect: Connect
+) -> None:
     path = make_db(tmp_path / "a.db")
     os.symlink(path, tmp_path / "link.db")
     os.link(path, tmp_path / "hard.db")
     before = path.read_bytes()
-    a = sqlite3.connect(path)
+    a = connect(path)
     for other in ("a.db", "link.db", "hard.db"):
-        b = sqlite3.connect(tmp_path / other)
+        b = connect(tmp_path / other)
         with pytest.raises(ValueError, match="same database file"):
             sqlitebck.copy(a, b)
         with pytest.raises(ValueError, match="same database file"):
@@ -56,10 +59,12 @@ def test_same_file_is_value_error_before_writing(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
-def test_same_file_attached_under_another_name(tmp_path: Path) -> None:
+def test_same_file_attached_under_another_name(
+    tmp_path: Path, connect: Connect
+) -> None:
     path = make_db(tmp_path / "a.db")
-    a = sqlite3.connect(path)
-    b = sqlite3.connect(":memory:")
+    a = connect(path)
+    b = connect(":memory:")
     b.execute("ATTACH DATABASE ? AS other", (str(path),))
     with pytest.raises(ValueError):
         sqlitebck.copy(a, b, dest_name="other")
@@ -94,16 +99,21 @@ def errors_in_thread(target: Callable[[], object]) -> list[BaseException]:
 
 
 def test_connection_from_another_thread_is_programming_error(
-    src: sqlite3.Connection, dst: sqlite3.Connection
+    src: sqlite3.Connection, dst: sqlite3.Connection, connect: Connect
 ) -> None:
     errors = errors_in_thread(lambda: sqlitebck.copy(src, dst))
     assert [type(e) for e in errors] == [sqlite3.ProgrammingError]
-    errors = errors_in_thread(lambda: sqlitebck.copy(sqlite3.connect(":memory:"), dst))
+
+    def copy_from_a_connection_of_that_thread() -> None:
+        with contextlib.closing(sqlite3.connect(":memory:")) as own:
+            sqlitebck.copy(own, dst)
+
+    errors = errors_in_thread(copy_from_a_connection_of_that_thread)
     assert [type(e) for e in errors] == [sqlite3.ProgrammingError]
 
-    shared = sqlite3.connect(":memory:", check_same_thread=False)
+    shared = connect(":memory:", check_same_thread=False)
     fill(shared)
-    out = sqlite3.connect(":memory:", check_same_thread=False)
+    out = connect(":memory:", check_same_thread=False)
     assert errors_in_thread(lambda: sqlitebck.copy(shared, out)) == []
     assert rows(out) == rows(shared)
 
@@ -138,11 +148,11 @@ def test_destination_in_transaction_is_operational_error(
 
 
 def test_read_only_destination_is_operational_error(
-    tmp_path: Path, src: sqlite3.Connection
+    tmp_path: Path, src: sqlite3.Connection, connect: Connect
 ) -> None:
     path = make_db(tmp_path / "ro.db", rows=3)
     before = rows(path)
-    ro = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    ro = connect(f"file:{path}?mode=ro", uri=True)
     with pytest.raises(sqlite3.OperationalError) as info:
         sqlitebck.copy(src, ro)
     assert info.value.sqlite_errorcode & 0xFF == 8
@@ -151,11 +161,11 @@ def test_read_only_destination_is_operational_error(
 
 
 def test_source_that_is_not_a_database_is_database_error(
-    tmp_path: Path, dst: sqlite3.Connection
+    tmp_path: Path, dst: sqlite3.Connection, connect: Connect
 ) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(os.urandom(8192))
-    conn = sqlite3.connect(junk)
+    conn = connect(junk)
     for pages in (0, 1):
         with pytest.raises(sqlite3.DatabaseError, match="not a database") as info:
             sqlitebck.copy(conn, dst, pages=pages)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 import pytest
-from helpers import integrity, python
+from helpers import Connect, integrity, python
 
 import sqlitebck
 
@@ -72,16 +73,15 @@ def ops(path: Path) -> int:
         conn.close()
 
 
-@pytest.fixture(params=["wal", "delete"])
-def busy_bank(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
-    """A bank database with a writer process committing to it all the time."""
-    path = bank(tmp_path / f"bank-{request.param}.db", request.param)
-    stop = tmp_path / "stop"
+@contextlib.contextmanager
+def writer(path: Path) -> Iterator[None]:
+    """A writer process committing to the bank at ``path`` all the time."""
+    stop = path.with_name(path.name + ".stop")
     child = python(WRITER.format(path=str(path), stop=str(stop), accounts=ACCOUNTS))
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "started"
     try:
-        yield path
+        yield
     finally:
         stop.touch()
         out, err = child.communicate(timeout=60)
@@ -89,15 +89,23 @@ def busy_bank(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
         assert int(out) > 0
 
 
+@pytest.fixture(params=["wal", "delete"])
+def busy_bank(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A bank database with a writer process committing to it all the time."""
+    path = bank(tmp_path / f"bank-{request.param}.db", request.param)
+    with writer(path):
+        yield path
+
+
 @pytest.mark.parametrize("pages", [0, 3, 500])
 def test_copies_under_a_writer_finish_and_are_one_snapshot(
-    busy_bank: Path, pages: int
+    busy_bank: Path, pages: int, connect: Connect
 ) -> None:
-    source = sqlite3.connect(busy_bank, timeout=60)
+    source = connect(busy_bank, timeout=60)
     wal = source.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     for _ in range(3):
         before = ops(busy_bank)
-        out = sqlite3.connect(":memory:")
+        out = connect(":memory:")
         result = sqlitebck.copy(source, out, pages, sleep=1, timeout=30)
         assert total(out) == TOTAL
         assert integrity(out) == "ok"
@@ -115,20 +123,15 @@ def test_copies_under_a_writer_finish_and_are_one_snapshot(
 
 
 def test_wal_online_copy_never_restarts_while_the_writer_commits(
-    tmp_path: Path,
+    tmp_path: Path, connect: Connect
 ) -> None:
     path = bank(tmp_path / "bank.db", "wal")
-    stop = tmp_path / "stop"
-    child = python(WRITER.format(path=str(path), stop=str(stop), accounts=ACCOUNTS))
-    assert child.stdout is not None
-    assert child.stdout.readline().strip() == "started"
-    try:
-        source = sqlite3.connect(path)
+    with writer(path):
         seen: list[int] = []
         before = ops(path)
         result = sqlitebck.copy(
-            sqlite3.connect(path),
-            sqlite3.connect(tmp_path / "copy.db"),
+            connect(path),
+            connect(tmp_path / "copy.db"),
             pages=10,
             sleep=2,
             progress=lambda s, r, t: seen.append(ops(path)),
@@ -137,18 +140,16 @@ def test_wal_online_copy_never_restarts_while_the_writer_commits(
         assert result.steps > 20
         # Commits went on between the batches: the writer was never blocked.
         assert seen[-1] - before > 10
-        source.close()
-    finally:
-        stop.touch()
-        child.communicate(timeout=60)
-    assert total(sqlite3.connect(tmp_path / "copy.db")) == TOTAL
+    assert total(connect(tmp_path / "copy.db")) == TOTAL
 
 
-def test_rollback_online_copy_escalates_after_restarts(busy_bank: Path) -> None:
-    source = sqlite3.connect(busy_bank, timeout=60)
+def test_rollback_online_copy_escalates_after_restarts(
+    busy_bank: Path, connect: Connect
+) -> None:
+    source = connect(busy_bank, timeout=60)
     if source.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
         pytest.skip("rollback-journal sources only")
-    out = sqlite3.connect(":memory:")
+    out = connect(":memory:")
     result = sqlitebck.copy(source, out, pages=2, sleep=2)
     # The writer commits far more often than that: three restarts, then the
     # snapshot is held (taking it may cost one more) and the copy finishes.
@@ -159,11 +160,14 @@ def test_rollback_online_copy_escalates_after_restarts(busy_bank: Path) -> None:
 @pytest.mark.parametrize("journal", ["wal", "delete"])
 @pytest.mark.parametrize("isolation", [None, "DEFERRED"])
 def test_writes_through_the_source_connection_reach_the_destination(
-    tmp_path: Path, journal: str, isolation: Literal["DEFERRED"] | None
+    tmp_path: Path,
+    journal: str,
+    isolation: Literal["DEFERRED"] | None,
+    connect: Connect,
 ) -> None:
     path = bank(tmp_path / "bank.db", journal)
-    source = sqlite3.connect(path, isolation_level=isolation)
-    dest = sqlite3.connect(tmp_path / "copy.db")
+    source = connect(path, isolation_level=isolation)
+    dest = connect(tmp_path / "copy.db")
     written = []
 
     def progress(status: int, remaining: int, total: int) -> None:

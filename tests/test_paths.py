@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import integrity, make_db, open_fds, python, rows
+from helpers import Connect, integrity, make_db, open_fds, python, rows
 
 import sqlitebck
 
@@ -47,13 +47,13 @@ def test_source_and_destination_paths_of_every_kind(tmp_path: Path, kind: type) 
     assert open_fds_on(tmp_path / "new.db") == 0
 
 
-def test_mixed_connection_and_path(tmp_path: Path) -> None:
-    conn = sqlite3.connect(":memory:")
+def test_mixed_connection_and_path(tmp_path: Path, connect: Connect) -> None:
+    conn = connect(":memory:")
     conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v)")
     conn.execute("INSERT INTO t VALUES (1, 'x')")
     conn.commit()
     sqlitebck.copy(conn, tmp_path / "a.db")
-    back = sqlite3.connect(":memory:")
+    back = connect(":memory:")
     sqlitebck.copy(tmp_path / "a.db", back)
     assert rows(back) == [(1, "x")]
 
@@ -68,13 +68,15 @@ def test_new_file_gets_the_usual_permissions(tmp_path: Path) -> None:
     assert (tmp_path / "new.db").stat().st_mode & 0o777 == 0o644
 
 
-def test_missing_source_is_file_not_found_and_creates_nothing(tmp_path: Path) -> None:
+def test_missing_source_is_file_not_found_and_creates_nothing(
+    tmp_path: Path, connect: Connect
+) -> None:
     with pytest.raises(FileNotFoundError) as info:
         sqlitebck.copy(tmp_path / "missing.db", tmp_path / "new.db")
     assert info.value.filename == str(tmp_path / "missing.db")
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(FileNotFoundError):
-        sqlitebck.copy(tmp_path / "missing.db", sqlite3.connect(":memory:"))
+        sqlitebck.copy(tmp_path / "missing.db", connect(":memory:"))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -128,7 +130,9 @@ def test_destination_that_is_not_a_database_is_never_clobbered(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
-def test_same_file_through_paths_is_value_error(tmp_path: Path, link: str) -> None:
+def test_same_file_through_paths_is_value_error(
+    tmp_path: Path, link: str, connect: Connect
+) -> None:
     source = make_db(tmp_path / "src.db")
     before = source.read_bytes()
     other = tmp_path / "other.db"
@@ -141,16 +145,16 @@ def test_same_file_through_paths_is_value_error(tmp_path: Path, link: str) -> No
     with pytest.raises(ValueError, match="same"):
         sqlitebck.copy(source, other)
     with pytest.raises(ValueError, match="same"):
-        sqlitebck.copy(other, sqlite3.connect(source))
+        sqlitebck.copy(other, connect(source))
     with pytest.raises(ValueError, match="same"):
-        sqlitebck.Backup(sqlite3.connect(other), source)
+        sqlitebck.Backup(connect(other), source)
     assert source.read_bytes() == before
     assert {p.name for p in tmp_path.iterdir()} <= {"src.db", "other.db"}
 
 
-def test_wal_source_path(tmp_path: Path) -> None:
+def test_wal_source_path(tmp_path: Path, connect: Connect) -> None:
     source = make_db(tmp_path / "src.db", rows=300, journal="wal")
-    writer = sqlite3.connect(source)  # keeps the WAL in use
+    writer = connect(source)  # keeps the WAL in use
     writer.execute("INSERT INTO t(v) VALUES (x'01')")
     writer.commit()
     sqlitebck.copy(source, tmp_path / "copy.db", pages=10)

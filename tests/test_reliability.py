@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import random
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import fill, integrity, make_db, python, rows
+from helpers import Connect, fill, integrity, make_db, python, rows
 
 import sqlitebck
 
@@ -148,16 +149,16 @@ def test_killed_at_random_moments_the_destination_is_old_or_new(
         assert rows(dest) in (old, new)
 
 
-def test_truncated_source_is_a_database_error(tmp_path: Path) -> None:
+def test_truncated_source_is_a_database_error(tmp_path: Path, connect: Connect) -> None:
     source = make_db(tmp_path / "src.db", rows=600)
     os.truncate(source, source.stat().st_size // 2)
     for pages in (0, 5):
         with pytest.raises(sqlite3.DatabaseError) as info:
-            sqlitebck.copy(source, sqlite3.connect(":memory:"), pages=pages)
+            sqlitebck.copy(source, connect(":memory:"), pages=pages)
         assert info.value.sqlite_errorname == "SQLITE_CORRUPT"
 
 
-def test_empty_source_path_is_refused(tmp_path: Path) -> None:
+def test_empty_source_path_is_refused(tmp_path: Path, connect: Connect) -> None:
     empty = tmp_path / "empty.db"
     empty.touch()
     dest = make_db(tmp_path / "dst.db", rows=5)
@@ -167,15 +168,15 @@ def test_empty_source_path_is_refused(tmp_path: Path) -> None:
     assert info.value.sqlite_errorname == "SQLITE_NOTADB"
     assert rows(dest) == before
     # A connection to an empty file is an empty database, as SQLite says.
-    out = sqlite3.connect(":memory:")
-    assert sqlitebck.copy(sqlite3.connect(empty), out).pages == 0
+    out = connect(":memory:")
+    assert sqlitebck.copy(connect(empty), out).pages == 0
 
 
-def test_directory_as_source_or_destination(tmp_path: Path) -> None:
+def test_directory_as_source_or_destination(tmp_path: Path, connect: Connect) -> None:
     folder = tmp_path / "folder"
     folder.mkdir()
     with pytest.raises((sqlite3.DatabaseError, OSError)) as info:
-        sqlitebck.copy(folder, sqlite3.connect(":memory:"))
+        sqlitebck.copy(folder, connect(":memory:"))
     # Set where SQLite produced the error (PyPy 3.9's own sqlite3 module, which
     # may raise first here, sets no code).
     assert getattr(info.value, "sqlite_errorcode", None) != 0
@@ -191,11 +192,11 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_abandoned_backups_leak_no_handles(tmp_path: Path) -> None:
+def test_abandoned_backups_leak_no_handles(tmp_path: Path, connect: Connect) -> None:
     source = make_db(tmp_path / "src.db", rows=300)
     dest = make_db(tmp_path / "dst.db", rows=5)
     before = rows(dest)
-    fill(sqlite3.connect(tmp_path / "warm.db"))
+    fill(connect(tmp_path / "warm.db"))
     gc.collect()
     fds = open_fds()
     for i in range(100):
@@ -218,10 +219,10 @@ def rss() -> int:
     raise AssertionError("no VmRSS")
 
 
-def test_twenty_thousand_copies_do_not_grow_memory() -> None:
-    src = sqlite3.connect(":memory:")
+def test_twenty_thousand_copies_do_not_grow_memory(connect: Connect) -> None:
+    src = connect(":memory:")
     fill(src, rows=20, size=50)
-    dst = sqlite3.connect(":memory:")
+    dst = connect(":memory:")
     for _ in range(15_000):  # warm up: PyPy's JIT and GC settle by then
         sqlitebck.copy(src, dst)
         sqlitebck.copy(src, dst, pages=1)
@@ -243,9 +244,12 @@ def test_eight_threads_copying_different_databases(tmp_path: Path) -> None:
             for round_ in range(5):
                 dest = tmp_path / f"dst{i}-{round_}.db"
                 sqlitebck.copy(sources[i], dest, pages=i * 7)
-                memory = sqlite3.connect(":memory:")
-                sqlitebck.copy(sqlite3.connect(dest), memory, pages=3)
-                assert rows(memory) == rows(sources[i])
+                with (
+                    contextlib.closing(sqlite3.connect(":memory:")) as memory,
+                    contextlib.closing(sqlite3.connect(dest)) as copied,
+                ):
+                    sqlitebck.copy(copied, memory, pages=3)
+                    assert rows(memory) == rows(sources[i])
         except BaseException as e:
             errors.append(e)
 
@@ -259,11 +263,12 @@ def test_eight_threads_copying_different_databases(tmp_path: Path) -> None:
 
 def test_copies_while_other_threads_use_the_source_connection(
     tmp_path: Path,
+    connect: Connect,
 ) -> None:
     # Autocommit: each write is committed as its statement ends. (A thread
     # that leaves a write transaction open when a copy starts makes it fail at
     # once; threads sharing a connection must coordinate, as ever.)
-    source = sqlite3.connect(
+    source = connect(
         make_db(tmp_path / "src.db", rows=2000),
         check_same_thread=False,
         isolation_level=None,
@@ -292,7 +297,7 @@ def test_copies_while_other_threads_use_the_source_connection(
         t.start()
     try:
         for pages in (0, 5, 50):
-            dest = sqlite3.connect(":memory:")
+            dest = connect(":memory:")
             sqlitebck.copy(source, dest, pages=pages, sleep=0.2)
             copied = rows(dest)
             assert integrity(dest) == "ok"
@@ -305,11 +310,11 @@ def test_copies_while_other_threads_use_the_source_connection(
     assert errors == []
 
 
-def test_a_write_transaction_in_another_thread_is_waited_for(tmp_path: Path) -> None:
-    source = sqlite3.connect(
-        make_db(tmp_path / "src.db", rows=500), check_same_thread=False
-    )
-    dest = sqlite3.connect(":memory:")
+def test_a_write_transaction_in_another_thread_is_waited_for(
+    tmp_path: Path, connect: Connect
+) -> None:
+    source = connect(make_db(tmp_path / "src.db", rows=500), check_same_thread=False)
+    dest = connect(":memory:")
     opened = threading.Event()
     statuses: list[int] = []
 

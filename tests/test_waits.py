@@ -11,14 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import hold_lock, integrity, make_db, python, release, rows
+from helpers import Connect, hold_lock, integrity, make_db, python, release, rows
 
 import sqlitebck
 
 
 @pytest.mark.parametrize("pages", [0, 3])
 def test_locked_source_times_out_and_destination_is_unchanged(
-    tmp_path: Path, pages: int
+    tmp_path: Path, pages: int, connect: Connect
 ) -> None:
     source = make_db(tmp_path / "src.db", rows=300)
     dest = make_db(tmp_path / "dst.db", rows=4)
@@ -26,9 +26,7 @@ def test_locked_source_times_out_and_destination_is_unchanged(
     child = hold_lock(source)
     try:
         with pytest.raises(sqlite3.OperationalError, match="locked") as info:
-            sqlitebck.copy(
-                sqlite3.connect(source), sqlite3.connect(dest), pages, timeout=0.3
-            )
+            sqlitebck.copy(connect(source), connect(dest), pages, timeout=0.3)
         assert info.value.sqlite_errorcode & 0xFF == 5
         assert info.value.sqlite_errorname.startswith("SQLITE_BUSY")
     finally:
@@ -37,14 +35,16 @@ def test_locked_source_times_out_and_destination_is_unchanged(
     assert integrity(dest) == "ok"
 
 
-def test_locked_destination_times_out_and_is_unchanged(tmp_path: Path) -> None:
+def test_locked_destination_times_out_and_is_unchanged(
+    tmp_path: Path, connect: Connect
+) -> None:
     source = make_db(tmp_path / "src.db", rows=300)
     dest = make_db(tmp_path / "dst.db", rows=4)
     before = rows(dest)
     child = hold_lock(dest, "BEGIN")  # a reader: the copy cannot commit
     try:
         with pytest.raises(sqlite3.OperationalError, match="locked"):
-            sqlitebck.copy(sqlite3.connect(source), sqlite3.connect(dest), timeout=0.3)
+            sqlitebck.copy(connect(source), connect(dest), timeout=0.3)
     finally:
         release(child)
     assert rows(dest) == before
@@ -52,11 +52,11 @@ def test_locked_destination_times_out_and_is_unchanged(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("pages", [0, 5])
 def test_lock_released_before_the_timeout_is_waited_for(
-    tmp_path: Path, pages: int
+    tmp_path: Path, pages: int, connect: Connect
 ) -> None:
     source = make_db(tmp_path / "src.db", rows=300)
-    a = sqlite3.connect(source)
-    b = sqlite3.connect(tmp_path / "dst.db")
+    a = connect(source)
+    b = connect(tmp_path / "dst.db")
     child = hold_lock(source)
     statuses: list[int] = []
     timer = threading.Timer(0.4, release, [child])
@@ -118,9 +118,9 @@ INTERRUPT_WHILE_COPYING = """
     dst = sqlite3.connect({dest!r})
     left = []
     def progress(status, remaining, total):
-        if not left:
+        left.append(remaining)  # before "copying": the signal may come at once
+        if len(left) == 1:
             print("copying", flush=True)
-        left.append(remaining)
     try:
         sqlitebck.copy(src, dst, progress=progress)
         print("finished")
@@ -142,15 +142,15 @@ def test_ctrl_c_ends_a_large_snapshot_copy(tmp_path: Path) -> None:
     assert out.split() == ["interrupted", "True", "4", "ok"], err
 
 
-def test_other_threads_run_while_pages_are_copied() -> None:
-    src = sqlite3.connect(":memory:", check_same_thread=False)
+def test_other_threads_run_while_pages_are_copied(connect: Connect) -> None:
+    src = connect(":memory:", check_same_thread=False)
     src.execute("CREATE TABLE t(v BLOB)")
     src.execute(
         "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
         "WHERE i < 40000) INSERT INTO t SELECT zeroblob(4000) FROM c"
     )
     src.commit()
-    dst = sqlite3.connect(":memory:", check_same_thread=False)
+    dst = connect(":memory:", check_same_thread=False)
     # The copying thread notes when each step (one C call, up to ~50 ms)
     # begins and ends: a step runs from the end of one progress call to the
     # start of the next.
