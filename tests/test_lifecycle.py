@@ -10,6 +10,7 @@ fails the test instead of killing the runner.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from helpers import fill, integrity, make_db, python, rows
+from helpers import Connect, fill, integrity, make_db, python, rows
 
 import sqlitebck
 
@@ -286,12 +287,16 @@ USES = {
 @pytest.mark.parametrize("isolation", ["DEFERRED", None])
 @pytest.mark.parametrize("on_disk", [False, True])
 def test_using_the_destination_during_a_copy_abandons_it(
-    tmp_path: Path, use: str, isolation: Literal["DEFERRED"] | None, on_disk: bool
+    tmp_path: Path,
+    use: str,
+    isolation: Literal["DEFERRED"] | None,
+    on_disk: bool,
+    connect: Connect,
 ) -> None:
-    src = sqlite3.connect(":memory:")
+    src = connect(":memory:")
     fill(src, rows=400)
     path = str(tmp_path / "dest.db") if on_disk else ":memory:"
-    dst = sqlite3.connect(path, isolation_level=isolation)
+    dst = connect(path, isolation_level=isolation)
     old_content(dst)
     before = rows(dst, "old")
     errors: list[BaseException] = []
@@ -316,15 +321,13 @@ def test_using_the_destination_during_a_copy_abandons_it(
     # The destination is free, and the next copy works.
     sqlitebck.copy(src, dst)
     assert rows(dst) == rows(src)
-    src.close()
-    dst.close()
 
 
 def test_reading_the_destination_between_backup_steps_abandons_it(
-    tmp_path: Path,
+    tmp_path: Path, connect: Connect
 ) -> None:
-    src = sqlite3.connect(make_db(tmp_path / "src.db", rows=400))
-    dst = sqlite3.connect(tmp_path / "dest.db")
+    src = connect(make_db(tmp_path / "src.db", rows=400))
+    dst = connect(tmp_path / "dest.db")
     old_content(dst)
     backup = sqlitebck.Backup(src, dst)
     backup.step(3)
@@ -335,25 +338,23 @@ def test_reading_the_destination_between_backup_steps_abandons_it(
     backup.finish()
     assert integrity(tmp_path / "dest.db") == "ok"
     assert rows(tmp_path / "dest.db", "old") == [(1,)]
-    src.close()
-    dst.close()
 
 
 def test_threads_sharing_a_connection_give_its_busy_timeout_back(
-    tmp_path: Path,
+    tmp_path: Path, connect: Connect
 ) -> None:
     source = make_db(tmp_path / "src.db", rows=800)
-    shared = sqlite3.connect(source, timeout=3.5, check_same_thread=False)
+    shared = connect(source, timeout=3.5, check_same_thread=False)
     start = threading.Barrier(4)
     failures: list[BaseException] = []
 
     def copier(n: int) -> None:
         try:
             for round_ in range(6):
-                dst = sqlite3.connect(tmp_path / f"d{n}.db")
-                start.wait() if round_ == 0 else None
-                sqlitebck.copy(shared, dst, pages=n * 3 + round_ + 1)
-                dst.close()
+                with contextlib.closing(sqlite3.connect(tmp_path / f"d{n}.db")) as dst:
+                    if round_ == 0:
+                        start.wait()
+                    sqlitebck.copy(shared, dst, pages=n * 3 + round_ + 1)
         except BaseException as e:
             failures.append(e)
 
@@ -364,13 +365,12 @@ def test_threads_sharing_a_connection_give_its_busy_timeout_back(
         t.join()
     assert failures == []
     assert shared.execute("PRAGMA busy_timeout").fetchone() == (3500,)
-    shared.close()
 
 
 def test_a_connection_being_written_is_no_end_of_another_copy(
-    src: sqlite3.Connection, dst: sqlite3.Connection
+    src: sqlite3.Connection, dst: sqlite3.Connection, connect: Connect
 ) -> None:
-    third = sqlite3.connect(":memory:")
+    third = connect(":memory:")
     with sqlitebck.Backup(src, dst) as backup:
         for stepped in (False, True):
             if stepped:  # now dst also has the backup's write transaction
@@ -385,16 +385,15 @@ def test_a_connection_being_written_is_no_end_of_another_copy(
             pass
     sqlitebck.copy(dst, third)
     assert rows(third) == rows(src)
-    third.close()
 
 
 @pytest.mark.parametrize("call", ["finish", "step", "step-from-thread"])
 def test_reentrant_backup_calls_are_refused_and_disturb_nothing(
-    tmp_path: Path, call: str
+    tmp_path: Path, call: str, connect: Connect
 ) -> None:
     source = make_db(tmp_path / "src.db", rows=400, journal="wal")
-    src = sqlite3.connect(source, check_same_thread=False)
-    dst = sqlite3.connect(tmp_path / "dest.db")
+    src = connect(source, check_same_thread=False)
+    dst = connect(tmp_path / "dest.db")
     backup = sqlitebck.Backup(src, dst)
     refused: list[BaseException] = []
 
@@ -428,14 +427,14 @@ def test_reentrant_backup_calls_are_refused_and_disturb_nothing(
     backup.finish()
     assert rows(dst) == rows(src)
     # The snapshot is released: the source takes writes again.
-    fill(sqlite3.connect(source, timeout=0), rows=1)
-    src.close()
-    dst.close()
+    fill(connect(source, timeout=0), rows=1)
 
 
-def test_a_denying_authorizer_gets_a_clear_error(tmp_path: Path) -> None:
-    src = sqlite3.connect(make_db(tmp_path / "src.db"))
-    dst = sqlite3.connect(tmp_path / "dest.db")
+def test_a_denying_authorizer_gets_a_clear_error(
+    tmp_path: Path, connect: Connect
+) -> None:
+    src = connect(make_db(tmp_path / "src.db"))
+    dst = connect(tmp_path / "dest.db")
     old_content(dst)
 
     def deny_pragmas(action: int, *args: object) -> int:
@@ -449,21 +448,19 @@ def test_a_denying_authorizer_gets_a_clear_error(tmp_path: Path) -> None:
         conn.set_authorizer(allow_all)
         assert rows(dst, "old") == [(1,)]
     # Connections in memory have no busy timeout to take over: no PRAGMA.
-    mem_src, mem_dst = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
+    mem_src, mem_dst = connect(":memory:"), connect(":memory:")
     fill(mem_src, rows=50)
     for conn in (mem_src, mem_dst):
         conn.set_authorizer(deny_pragmas)
     sqlitebck.copy(mem_src, mem_dst)
     assert rows(mem_dst) == rows(mem_src)
-    for conn in (src, dst, mem_src, mem_dst):
-        conn.close()
 
 
 def test_a_progress_handler_that_interrupts_gets_a_clear_error(
-    tmp_path: Path,
+    tmp_path: Path, connect: Connect
 ) -> None:
-    src = sqlite3.connect(make_db(tmp_path / "src.db"))
-    dst = sqlite3.connect(":memory:")
+    src = connect(make_db(tmp_path / "src.db"))
+    dst = connect(":memory:")
     src.set_progress_handler(lambda: 1, 1)
     with pytest.raises(sqlite3.OperationalError, match="interrupted") as info:
         sqlitebck.copy(src, dst)
@@ -471,8 +468,6 @@ def test_a_progress_handler_that_interrupts_gets_a_clear_error(
     src.set_progress_handler(None, 1)
     sqlitebck.copy(src, dst)
     assert rows(dst) == rows(src)
-    src.close()
-    dst.close()
 
 
 # What a trace callback may see of a copy: nothing for connections in memory;
@@ -483,13 +478,13 @@ DOCUMENTED = {"PRAGMA busy_timeout", 'PRAGMA "main".schema_version'}
 
 @pytest.mark.parametrize("on_disk", [False, True])
 def test_trace_callbacks_see_only_the_documented_statements(
-    tmp_path: Path, on_disk: bool
+    tmp_path: Path, on_disk: bool, connect: Connect
 ) -> None:
     if on_disk:
-        src = sqlite3.connect(make_db(tmp_path / "src.db", rows=900))
-        dst = sqlite3.connect(tmp_path / "dest.db")
+        src = connect(make_db(tmp_path / "src.db", rows=900))
+        dst = connect(tmp_path / "dest.db")
     else:
-        src, dst = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
+        src, dst = connect(":memory:"), connect(":memory:")
         fill(src, rows=900)
     seen: list[str] = []
     for conn in (src, dst):
@@ -497,5 +492,3 @@ def test_trace_callbacks_see_only_the_documented_statements(
     for pages in (0, 3):
         sqlitebck.copy(src, dst, pages=pages)
     assert set(seen) <= (DOCUMENTED if on_disk else set())
-    src.close()
-    dst.close()

@@ -4,6 +4,7 @@ the API and the command line."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import sys
@@ -201,7 +202,8 @@ def test_long_existing_destination_without_room_for_a_journal(
     dest = tmp_path / long_name(length)
     sqlitebck.copy(source, dest)  # new: fine
     make_db(tmp_path / "small.db", rows=3)
-    sqlitebck.copy(tmp_path / "small.db", sqlite3.connect(":memory:"))
+    with contextlib.closing(sqlite3.connect(":memory:")) as memory:
+        sqlitebck.copy(tmp_path / "small.db", memory)
     before = dest.read_bytes()
     with pytest.raises(sqlite3.OperationalError, match="name too long") as info:
         sqlitebck.copy(tmp_path / "small.db", dest)
