@@ -22,7 +22,7 @@ import time
 from typing import Callable, NamedTuple
 
 from sqlitebck import _binding
-from sqlitebck._endpoints import Endpoint, Endpoints
+from sqlitebck._endpoints import AsyncEndpoint, Endpoint, Endpoints
 from sqlitebck._errors import (
     SQLITE_BUSY,
     SQLITE_DONE,
@@ -30,10 +30,21 @@ from sqlitebck._errors import (
     SQLITE_OK,
     sqlite_error,
 )
-from sqlitebck._interrupts import HeldInterrupts
+from sqlitebck._frameworks import connection_of
+from sqlitebck._interrupts import Checkpoint, HeldInterrupts
 from sqlitebck._sqlitebck import ffi, lib
 
-__all__ = ["Backup", "CopyResult", "__version__", "copy", "sqlite_version"]
+__all__ = [
+    "AsyncEndpoint",
+    "Backup",
+    "CopyResult",
+    "Endpoint",
+    "Progress",
+    "__version__",
+    "acopy",
+    "copy",
+    "sqlite_version",
+]
 
 __version__ = "2.0.0"
 
@@ -123,7 +134,7 @@ class _Job:
         progress: Progress | None,
         delay: float,
         batch: bool,
-        held: HeldInterrupts | None,
+        checkpoint: Checkpoint | None,
     ) -> bool:
         """Carry the job on from ``rc``, the result of its last C call.
 
@@ -134,8 +145,7 @@ class _Job:
         open on the source connection, retries for up to ``wait`` seconds
         without progress. Between C calls, runs the sqlite3 module's checks on
         both connections (closed meanwhile, used from another thread), and
-        delivers a Ctrl-C that ``held`` holds back. Raises the job's error, if
-        any.
+        asks ``checkpoint`` whether to stop. Raises the job's error, if any.
         """
         counts = self.counts
         source, dest = self.source, self.dest
@@ -156,7 +166,7 @@ class _Job:
                     if batch:
                         return False
                     if delay:
-                        _pause(delay, held)
+                        _pause(delay, checkpoint)
             elif rc & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED) and counts.open:
                 now = time.monotonic()
                 if blocked_since is None:
@@ -170,8 +180,8 @@ class _Job:
                 backoff = min(backoff * 2, _BACKOFF_LAST)
             else:
                 raise self.error(rc)
-            if held is not None:
-                held.check()
+            if checkpoint is not None:
+                checkpoint.check()
             check(source)
             check(dest)
             rc = lib.sqlitebck_step(self.c, npages, _BUDGET_MS)
@@ -241,6 +251,38 @@ def copy(
     (3,)
     """
     started = time.perf_counter()
+    npages, delay, wait, sname, dname = _arguments(
+        pages, sleep, progress, source_name, dest_name, timeout
+    )
+    if isinstance(source, sqlite3.Connection) and isinstance(dest, sqlite3.Connection):
+        return _copy(
+            source, dest, sname, dname, npages, delay, wait, progress, started, None
+        )
+    return _copy_ends(
+        source,
+        dest,
+        sname,
+        dname,
+        npages,
+        delay,
+        wait,
+        progress,
+        started,
+        keep_wal,
+        None,
+    )
+
+
+def _arguments(
+    pages: object,
+    sleep: object,
+    progress: object,
+    source_name: object,
+    dest_name: object,
+    timeout: object,
+) -> tuple[int, float, float | None, bytes, bytes]:
+    """The arguments of :func:`copy`, checked: the batch size, the pause in
+    seconds, the lock timeout in seconds, and both schema names, encoded."""
     # The usual values pass a quick test here; any other gets the full check.
     npages = (
         pages if type(pages) is int and _INT_MIN <= pages <= _INT_MAX else _pages(pages)
@@ -257,6 +299,25 @@ def copy(
         )
     sname = b"main" if source_name == "main" else _schema(source_name, "source_name")
     dname = b"main" if dest_name == "main" else _schema(dest_name, "dest_name")
+    return npages, delay, wait, sname, dname
+
+
+def _copy_ends(
+    source: object,
+    dest: object,
+    sname: bytes,
+    dname: bytes,
+    npages: int,
+    delay: float,
+    wait: float | None,
+    progress: Progress | None,
+    started: float,
+    keep_wal: bool,
+    checkpoint: Checkpoint | None,
+) -> CopyResult:
+    """Copy between ends of any kind: the connections that framework objects
+    wrap are used, and paths are opened (and closed) here."""
+    source, dest = connection_of(source), connection_of(dest)
     if isinstance(source, sqlite3.Connection) and isinstance(dest, sqlite3.Connection):
         return _copy(
             source, dest, sname, dname, npages, delay, wait, progress, started, None
@@ -276,7 +337,7 @@ def copy(
                 wait,
                 progress,
                 started,
-                held,
+                held if checkpoint is None else checkpoint,
             )
         except BaseException:
             ends.close(complete=False)
@@ -295,7 +356,7 @@ def _copy(
     wait: float | None,
     progress: Progress | None,
     started: float,
-    held: HeldInterrupts | None,
+    checkpoint: Checkpoint | None,
 ) -> CopyResult:
     """Copy between two connections, other arguments checked. The path every
     call takes is kept short: it is most of the cost of copying a small
@@ -311,7 +372,7 @@ def _copy(
         rc = lib.sqlitebck_copy(c, src, sname, dst, dname, npages, _BUDGET_MS)
         if rc != SQLITE_DONE or progress is not None:
             job.source, job.dest = source, dest
-            job.drive(rc, npages, wait, progress, delay, False, held)
+            job.drive(rc, npages, wait, progress, delay, False, checkpoint)
     except BaseException:
         lib.sqlitebck_end(c)
         raise
@@ -374,7 +435,9 @@ class Backup:
         dname = _schema(dest_name, "dest_name")
         self._job = job = _Job()
         with HeldInterrupts() as held:
-            ends = Endpoints(source, dest, keep_wal=keep_wal)
+            ends = Endpoints(
+                connection_of(source), connection_of(dest), keep_wal=keep_wal
+            )
             try:
                 # Opened as an online copy: the caller may pause between steps
                 # for as long as it likes, so no snapshot is held unless the
@@ -467,14 +530,15 @@ class Backup:
             self.finish()
 
 
-def _pause(seconds: float, held: HeldInterrupts | None) -> None:
-    """Sleep between batches; a held Ctrl-C ends the pause within 50 ms."""
-    if held is None:
+def _pause(seconds: float, checkpoint: Checkpoint | None) -> None:
+    """Sleep between batches, asking ``checkpoint`` every 50 ms whether to
+    stop."""
+    if checkpoint is None:
         time.sleep(seconds)
         return
     until = time.monotonic() + seconds
     while True:
-        held.check()
+        checkpoint.check()
         left = until - time.monotonic()
         if left <= 0:
             return
@@ -532,3 +596,6 @@ def _schema(name: object, role: str) -> bytes:
     if "\0" in name:
         raise ValueError(f"{role} must not contain NUL characters")
     return name.encode("utf-8")
+
+
+from sqlitebck._aio import acopy  # noqa: E402 - it uses what is defined above

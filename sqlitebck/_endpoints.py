@@ -30,9 +30,15 @@ from types import ModuleType
 from typing import Callable, Union
 
 from sqlitebck._errors import sqlite_error
+from sqlitebck._frameworks import AioConnection, FrameworkConnection
 
 Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
-Endpoint = Union[sqlite3.Connection, Path]
+#: What :func:`sqlitebck.copy` takes as either end: a connection, a path, or
+#: a framework object that wraps a connection (see ``_frameworks``).
+Endpoint = Union[sqlite3.Connection, Path, FrameworkConnection]
+#: What :func:`sqlitebck.acopy` takes as either end: an ``Endpoint``, or an
+#: aiosqlite connection.
+AsyncEndpoint = Union[Endpoint, AioConnection]
 
 SQLITE_CANTOPEN = 14
 SQLITE_NOTADB = 26

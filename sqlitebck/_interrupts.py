@@ -19,9 +19,16 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
-from typing import Any, Callable, Union
+from typing import Any, Callable, Protocol, Union
 
 Handler = Union[Callable[[int, Union[FrameType, None]], Any], int, None]
+
+
+class Checkpoint(Protocol):
+    """Something a copy asks, between two C calls, whether to stop: it raises
+    to stop (Ctrl-C held back, a cancelled task)."""
+
+    def check(self) -> None: ...
 
 
 class HeldInterrupts:

@@ -1,0 +1,184 @@
+"""acopy(): copies for asyncio, on aiosqlite connections, paths and sqlite3."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from helpers import Connect, make_db, rows
+
+import sqlitebck
+
+aiosqlite = pytest.importorskip("aiosqlite")
+
+
+def old_dest(path: Path) -> None:
+    make_db(path, rows=3)
+
+
+def writable(path: Path) -> bool:
+    conn = sqlite3.connect(path, timeout=0)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+
+
+def test_paths_and_shared_connections(tmp_path: Path, connect: Connect) -> None:
+    source = make_db(tmp_path / "src.db", rows=500)
+
+    async def main() -> None:
+        result = await sqlitebck.acopy(source, tmp_path / "copy.db", pages=7)
+        assert result.pages > 7 and result.restarts == 0
+        src = connect(source, check_same_thread=False)
+        dst = connect(":memory:", check_same_thread=False)
+        await sqlitebck.acopy(src, dst)
+        assert rows(dst) == rows(source)
+        # A connection bound to this thread fails its own thread check.
+        with pytest.raises(sqlite3.ProgrammingError, match="thread"):
+            await sqlitebck.acopy(connect(source), tmp_path / "nope.db")
+
+    asyncio.run(main())
+    assert rows(tmp_path / "copy.db") == rows(source)
+    assert not (tmp_path / "nope.db").exists()
+
+
+def test_aiosqlite_connections_on_either_side(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=400)
+    old_dest(tmp_path / "dst.db")
+
+    async def main() -> None:
+        async with aiosqlite.connect(source) as db:
+            await sqlitebck.acopy(db, tmp_path / "copy.db", pages=9)
+            async with aiosqlite.connect(tmp_path / "dst.db") as target:
+                await sqlitebck.acopy(db, tmp_path / "copy2.db")
+                await sqlitebck.acopy(tmp_path / "copy.db", target)
+                async with target.execute("SELECT count(*) FROM t") as cursor:
+                    assert await cursor.fetchone() == (400,)
+                with pytest.raises(TypeError, match="both ends"):
+                    await sqlitebck.acopy(db, target)
+
+    asyncio.run(main())
+    assert rows(tmp_path / "copy.db") == rows(source)
+    assert rows(tmp_path / "dst.db") == rows(source)
+
+
+def test_same_argument_checks_as_copy(tmp_path: Path) -> None:
+    async def main() -> None:
+        with pytest.raises(TypeError):
+            await sqlitebck.acopy(tmp_path / "a.db", tmp_path / "b.db", pages=1.5)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            await sqlitebck.acopy(tmp_path / "a.db", tmp_path / "b.db", sleep=-1)
+        with pytest.raises(FileNotFoundError):
+            await sqlitebck.acopy(tmp_path / "missing.db", tmp_path / "b.db")
+
+    asyncio.run(main())
+    assert not (tmp_path / "b.db").exists()
+
+
+def test_progress_runs_on_the_loop_which_stays_responsive(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=3000)
+    events: list[str] = []
+    threads: set[int] = set()
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        threads.add(threading.get_ident())
+        events.append("progress")
+
+    async def ticker(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            events.append("tick")
+            await asyncio.sleep(0.001)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        ticking = asyncio.ensure_future(ticker(stop))
+        await sqlitebck.acopy(
+            source, tmp_path / "copy.db", pages=20, sleep=2, progress=progress
+        )
+        stop.set()
+        await ticking
+
+    asyncio.run(main())
+    assert threads == {threading.get_ident()}  # asyncio.run's loop: this thread
+    first, last = events.index("progress"), len(events) - events[::-1].index("progress")
+    # The loop ran other tasks between the copy's progress reports.
+    assert events[first:last].count("tick") >= 5, events[first:last][:40]
+    assert rows(tmp_path / "copy.db") == rows(source)
+
+
+@pytest.mark.parametrize("kind", ["path", "aiosqlite"])
+def test_cancelling_leaves_the_destination_as_it_was(tmp_path: Path, kind: str) -> None:
+    source = make_db(tmp_path / "src.db", rows=3000)
+    dest = tmp_path / "dst.db"
+    old_dest(dest)
+    before = rows(dest)
+    new = tmp_path / "new.db"
+    stopped: list[float] = []
+
+    async def main() -> None:
+        started = asyncio.Event()
+
+        def progress(status: int, remaining: int, total: int) -> None:
+            started.set()
+
+        async def run(target: Path) -> None:
+            if kind == "aiosqlite":
+                async with aiosqlite.connect(source) as db:
+                    await sqlitebck.acopy(
+                        db,
+                        target,
+                        pages=5,
+                        sleep=20,
+                        progress=progress,
+                    )
+            else:
+                await sqlitebck.acopy(
+                    source,
+                    target,
+                    pages=5,
+                    sleep=20,
+                    progress=progress,
+                )
+
+        for target in (dest, new):
+            started.clear()
+            task = asyncio.ensure_future(run(target))
+            await started.wait()
+            began = time.perf_counter()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            stopped.append(time.perf_counter() - began)
+
+    asyncio.run(main())
+    assert rows(dest) == before
+    assert writable(dest)
+    assert not new.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst.db", "src.db"]
+
+
+def test_an_exception_from_progress_ends_the_copy(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=1000)
+    dest = tmp_path / "dst.db"
+    old_dest(dest)
+    before = rows(dest)
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        raise KeyError("stop")
+
+    async def main() -> None:
+        with pytest.raises(KeyError):
+            await sqlitebck.acopy(source, dest, pages=3, progress=progress)
+
+    asyncio.run(main())
+    assert rows(dest) == before
+    assert writable(dest)
