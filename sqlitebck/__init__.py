@@ -325,6 +325,7 @@ def _copy_ends(
     # Files are opened, published and removed in many Python steps: Ctrl-C
     # waits for a point between two of them (see _interrupts).
     with HeldInterrupts() as held:
+        stop = held if checkpoint is None else checkpoint
         ends = Endpoints(source, dest, keep_wal=keep_wal)
         try:
             result = _copy(
@@ -337,8 +338,9 @@ def _copy_ends(
                 wait,
                 progress,
                 started,
-                held if checkpoint is None else checkpoint,
+                stop,
             )
+            stop.check()  # the last chance to leave a new file unpublished
         except BaseException:
             ends.close(complete=False)
             raise

@@ -106,7 +106,10 @@ async def acopy(
     ``check_same_thread=False``, as the copy runs on another thread.
     ``progress`` is called on the event loop's thread. Cancelling the task
     ends the copy within about 50 ms, and ``CancelledError`` propagates once
-    the destination has its previous content again.
+    the destination has its previous content again (a new destination path
+    is not created). Only a copy whose last step was already committing an
+    existing destination when the cancellation came is complete all the
+    same; ``CancelledError`` propagates then too.
 
     >>> import asyncio, sqlite3, sqlitebck
     >>> src = sqlite3.connect(":memory:", check_same_thread=False)

@@ -350,15 +350,12 @@ def test_ctrl_c_after_the_commit_reports_success(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "holds the new copy" in out.stderr and "Traceback" not in out.stderr
     assert rows(dest) == rows(source)
-    # New DEST: not yet published then; the Ctrl-C waits while the files are
-    # handled (a partial publication is never possible), so the copy is
-    # published and reported.
+    # New DEST: not yet published then, so it is left absent: 130.
     new = tmp_path / "new.db"
     out = interrupted_cli("commit", str(source), str(new))
-    assert out.returncode == 0, out.stderr
-    assert "holds the new copy" in out.stderr and "Traceback" not in out.stderr
-    assert rows(new) == rows(source)
-    new.unlink()
+    assert out.returncode == 130, out.stderr
+    assert out.stderr.strip() == f"sqlitebck: interrupted; {new} left as it was"
+    assert not new.exists()
     # After copy() returned: published, success.
     out = interrupted_cli("returned", str(source), str(new), "--json")
     assert out.returncode == 0, out.stderr
