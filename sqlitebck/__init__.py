@@ -343,8 +343,13 @@ def _copy(
 ) -> CopyResult:
     """Copy between two connections, other arguments checked. The path every
     call takes is kept short: it is most of the cost of copying a small
-    database."""
-    src, dst = _refs(source, sb, dest, db)
+    database (so _refs() is inlined here)."""
+    sb.check(source)
+    db.check(dest)
+    if source is dest:
+        raise ValueError("source and dest are the same connection")
+    src = sb.ref(source)
+    dst = db.ref(dest)
     try:
         job = _spare_jobs.pop()
     except IndexError:
