@@ -48,8 +48,11 @@ class BindingError(Exception):
 
 
 def _pypy_ref(conn: Any) -> int:
-    """PyPy: a connection's reference is its ``sqlite3 *`` itself."""
-    return int(ffi.cast("uintptr_t", conn._db))
+    """PyPy: a connection's reference is its ``sqlite3 *`` itself; 0 once it
+    is closed (by another thread since it was checked), as the C core
+    expects of a closed connection."""
+    db = conn._db
+    return 0 if db is None else int(ffi.cast("uintptr_t", db))
 
 
 def type_name(cls: type) -> str:
