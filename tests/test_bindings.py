@@ -304,7 +304,7 @@ def test_unsupported_types_are_named_in_full() -> None:
         sqlitebck.copy(":memory:", 3)  # type: ignore[arg-type]
 
 
-def test_apsw() -> None:
+def test_apsw(tmp_path: Path) -> None:
     """APSW's wheels from PyPI keep SQLite's functions to themselves:
     refused, saying why. An APSW linked to the sqlite3 module's library (as
     Debian's python3-apsw is) is accepted, with paths beside it."""
@@ -329,7 +329,8 @@ def test_apsw() -> None:
         sqlitebck.copy(conn, std)
         assert std.execute("SELECT * FROM t").fetchall() == [(1,)]
         sqlitebck.copy(std, conn)
-        sqlitebck.copy(conn, ":memory:")
+        sqlitebck.copy(conn, tmp_path / "beside-apsw.db")  # by the sqlite3 module
+        assert file_rows(sqlite3, tmp_path / "beside-apsw.db") == [(1,)]
     finally:
         conn.close()
         std.close()
