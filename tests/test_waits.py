@@ -118,9 +118,9 @@ INTERRUPT_WHILE_COPYING = """
     dst = sqlite3.connect({dest!r})
     left = []
     def progress(status, remaining, total):
-        if not left:
+        left.append(remaining)  # before the parent is told: Ctrl-C may follow
+        if len(left) == 1:
             print("copying", flush=True)
-        left.append(remaining)
     try:
         sqlitebck.copy(src, dst, progress=progress)
         print("finished")
