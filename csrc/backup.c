@@ -4,11 +4,14 @@
 ** Three parts:
 **
 **   1. Symbol binding. The sqlite3_* functions are looked up at run time in
-**      the SQLite library that Python's sqlite3 module already loaded, so
-**      that this extension never brings a second SQLite into the process.
+**      the SQLite libraries that Python modules already loaded (the sqlite3
+**      module's, and those of pysqlite3, sqlean, sqlcipher3 or APSW), one
+**      table of functions per library, so that this extension never brings
+**      another SQLite into the process, and a connection is only ever
+**      handed to the library that opened it.
 **
-**   2. The connection handle accessor, for CPython, whose connection object
-**      keeps its "sqlite3 *" right after the object header.
+**   2. The connection handle accessor, for CPython, whose connection objects
+**      keep their "sqlite3 *" right after the object header.
 **
 **   3. The backup job: one sqlite3_backup from start to end, copied in
 **      steps whose length is bounded in time, so that the caller regains
@@ -68,9 +71,9 @@ typedef struct sqlite3_mutex sqlite3_mutex;
 #define SQLITEBCK_CHUNK_PAGES 256
 
 /*
-** The SQLite functions this file calls, resolved by sqlitebck_bind().
-** txn_state is optional (SQLite 3.34.0 and later); everything else has been
-** in SQLite since 3.7.15.
+** The SQLite functions this file calls, from one SQLite library, resolved
+** by sqlitebck_bind(). txn_state is optional (SQLite 3.34.0 and later);
+** everything else has been in SQLite since 3.7.15.
 */
 struct sqlitebck_file;
 struct sqlitebck_api {
@@ -107,7 +110,21 @@ struct sqlitebck_api {
   int (*txn_state)(sqlite3 *, const char *);
 };
 
-static struct sqlitebck_api sqlitebck_sqlite;
+/*
+** The tables of the libraries bound so far, one per SQLite library in the
+** process, in the order they were bound; a library is referred to by its
+** index here. sqlitebck_bind() fills a table (under the lock of the
+** connections in use, below) before it returns its index, and the table
+** never changes afterwards: a caller that holds an index reads its table
+** without a lock. Few processes hold more than two SQLite libraries: the
+** sqlite3 module's and perhaps one more.
+*/
+#define SQLITEBCK_MAX_LIBRARIES 8
+static struct sqlitebck_api sqlitebck_libraries[SQLITEBCK_MAX_LIBRARIES];
+static int sqlitebck_nlibraries;
+
+static void sqlitebck_list_lock(void);
+static void sqlitebck_list_unlock(void);
 
 /* One entry of the binding table: a symbol name and where it goes. */
 struct sqlitebck_symbol {
@@ -156,14 +173,18 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
 ** that is already loaded into the process through LIBRARY: a loaded module
 ** file, whose dependencies are searched too (Linux, macOS: dlopen with
 ** RTLD_NOLOAD, then dlsym), or a loaded DLL (Windows: GetModuleHandle, then
-** GetProcAddress; sqlite3.dll, as _sqlite3.pyd exports nothing of SQLite);
-** or the main program when LIBRARY is 0. Nothing new is ever loaded.
+** GetProcAddress; sqlite3.dll for the sqlite3 module, as _sqlite3.pyd
+** exports nothing of SQLite); or the main program when LIBRARY is 0.
+** Nothing new is ever loaded.
 **
-** Returns SQLITE_OK, or SQLITE_ERROR with a message in ERR (NERR bytes)
-** naming what was tried; on failure the previous binding is kept. This is
-** the one place that knows about the platform's dynamic loader.
+** On SQLITE_OK, *INDEX is the library's index for the other calls: the
+** index it already had if the same library was bound before (through
+** another module that links it), else a new one. Returns SQLITE_ERROR with
+** a message in ERR (NERR bytes) naming what was tried, or when
+** SQLITEBCK_MAX_LIBRARIES libraries are bound already. This is the one
+** place that knows about the platform's dynamic loader.
 */
-int sqlitebck_bind(const char *library, char *err, int nerr) {
+int sqlitebck_bind(const char *library, int *index, char *err, int nerr) {
   struct sqlitebck_api api;
   const char *what = library ? library : "the main program";
   size_t i;
@@ -202,23 +223,56 @@ int sqlitebck_bind(const char *library, char *err, int nerr) {
     /* POSIX guarantees that a data pointer can hold a function address. */
     memcpy((char *)&api + s->offset, &f, sizeof f);
   }
-  sqlitebck_sqlite = api;
+  sqlitebck_list_lock();
+  for (i = 0; i < (size_t)sqlitebck_nlibraries; i++) {
+    if (sqlitebck_libraries[i].backup_init == api.backup_init) {
+      break; /* the same library, bound through another module */
+    }
+  }
+  if (i == (size_t)sqlitebck_nlibraries && i < SQLITEBCK_MAX_LIBRARIES) {
+    sqlitebck_libraries[i] = api;
+    sqlitebck_nlibraries++;
+  }
+  sqlitebck_list_unlock();
+  if (i == SQLITEBCK_MAX_LIBRARIES) {
+    snprintf(err, (size_t)nerr,
+             "%s is one SQLite library too many: %d are bound already", what,
+             SQLITEBCK_MAX_LIBRARIES);
+    return SQLITE_ERROR;
+  }
+  *index = (int)i;
   return SQLITE_OK;
 }
 
 /*
-** Return sqlite3_libversion() of the bound library. Only valid after
-** sqlitebck_bind() succeeded.
+** The table of library LIBRARY, an index that sqlitebck_bind() returned to
+** the caller, or 0 if the index is out of range or not bound yet.
 */
-const char *sqlitebck_libversion(void) { return sqlitebck_sqlite.libversion(); }
+static const struct sqlitebck_api *sqlitebck_api_of(int library) {
+  if (library < 0 || library >= SQLITEBCK_MAX_LIBRARIES ||
+      sqlitebck_libraries[library].backup_init == 0) {
+    return 0;
+  }
+  return &sqlitebck_libraries[library];
+}
+
+/*
+** Return sqlite3_libversion() of library LIBRARY (see sqlitebck_bind()), or
+** 0 if no library has that index.
+*/
+const char *sqlitebck_libversion(int library) {
+  const struct sqlitebck_api *api = sqlitebck_api_of(library);
+  return api ? api->libversion() : 0;
+}
 
 /*
 ** Where the handle of a connection is found. Python refers to a connection
 ** by an integer: on PyPy, the "sqlite3 *" itself (offset 0); on CPython,
-** the address of the sqlite3.Connection object, whose "sqlite3 *db" sits
-** right after the object header (offset: the header's size). Python sets
-** the offset once at import, then checks sqlitebck_handle() against a live
-** connection before using it for anything else.
+** the address of the connection object, whose "sqlite3 *db" sits right
+** after the object header (offset: the header's size) in every module
+** sqlitebck accepts (sqlite3, pysqlite3, sqlean, sqlcipher3, APSW). Python
+** sets the offset once at import, then checks sqlitebck_handle() against a
+** live connection of each module before using it for anything else.
 */
 static size_t sqlitebck_handle_offset = 0;
 
@@ -229,7 +283,7 @@ void sqlitebck_set_handle_offset(size_t offset) {
 
 /*
 ** Return the "sqlite3 *" of CONNECTION, a reference as described above. The
-** caller guarantees that it refers to a live sqlite3.Connection.
+** caller guarantees that it refers to a live connection object.
 */
 sqlite3 *sqlitebck_handle(uintptr_t connection) {
   uintptr_t db;
@@ -241,14 +295,22 @@ sqlite3 *sqlitebck_handle(uintptr_t connection) {
   return (sqlite3 *)db;
 }
 
-/* sqlite3_total_changes() of CONNECTION, for checking sqlitebck_handle(). */
-int sqlitebck_total_changes(uintptr_t connection) {
-  return sqlitebck_sqlite.total_changes(sqlitebck_handle(connection));
+/*
+** sqlite3_total_changes() of CONNECTION, called in library LIBRARY, for
+** checking sqlitebck_handle(); -1 if no library has that index.
+*/
+int sqlitebck_total_changes(int library, uintptr_t connection) {
+  const struct sqlitebck_api *api = sqlitebck_api_of(library);
+  return api ? api->total_changes(sqlitebck_handle(connection)) : -1;
 }
 
-/* sqlite3_get_autocommit() of CONNECTION, for checking sqlitebck_handle(). */
-int sqlitebck_get_autocommit(uintptr_t connection) {
-  return sqlitebck_sqlite.get_autocommit(sqlitebck_handle(connection));
+/*
+** sqlite3_get_autocommit() of CONNECTION, called in library LIBRARY, for
+** checking sqlitebck_handle(); -1 if no library has that index.
+*/
+int sqlitebck_get_autocommit(int library, uintptr_t connection) {
+  const struct sqlitebck_api *api = sqlitebck_api_of(library);
+  return api ? api->get_autocommit(sqlitebck_handle(connection)) : -1;
 }
 
 /* Milliseconds on a monotonic clock. */
@@ -372,7 +434,7 @@ struct sqlitebck_error {
   int rc;
   int fault;
   const char *text; /* our own message, or the copy below */
-  char *copy;       /* sqlite3_mprintf() copy of SQLite's message, or 0 */
+  char *copy;       /* malloc() copy of SQLite's message, or 0 */
 };
 
 /*
@@ -426,11 +488,12 @@ enum sqlitebck_snapshot {
 #define SQLITEBCK_CHUNK_PAGES 256
 
 struct sqlitebck_job {
-  sqlitebck_counts counts; /* what the caller reads; counts.open: 1 from
-                              sqlitebck_start() to sqlitebck_end() */
-  sqlite3 *src;            /* source connection */
-  sqlite3 *dst;            /* destination connection */
-  sqlite3_backup *backup;  /* the SQLite backup, 0 once finished */
+  sqlitebck_counts counts;         /* what the caller reads; counts.open: 1 from
+                                      sqlitebck_start() to sqlitebck_end() */
+  const struct sqlitebck_api *api; /* the library of both connections */
+  sqlite3 *src;                    /* source connection */
+  sqlite3 *dst;                    /* destination connection */
+  sqlite3_backup *backup;          /* the SQLite backup, 0 once finished */
   sqlite3_stmt *pin;       /* statement holding the source snapshot, or 0 */
   sqlite3_stmt *src_guard; /* statements keeping the connections from being */
   sqlite3_stmt *dst_guard; /*   freed (see sqlitebck_guard()), or 0 */
@@ -458,10 +521,22 @@ sqlitebck_job *sqlitebck_job_new(void) {
 
 /* Forget the job's error. */
 static void sqlitebck_clear_error(sqlitebck_job *job) {
-  if (job->error.copy) {
-    sqlitebck_sqlite.free(job->error.copy);
-  }
+  free(job->error.copy);
   memset(&job->error, 0, sizeof job->error);
+}
+
+/*
+** Return "PREFIX: TEXT", or TEXT when PREFIX is 0, copied into memory from
+** malloc() (not SQLite's: a job's message outlives the job's library, as the
+** job may be reused with another), or 0 when out of memory.
+*/
+static char *sqlitebck_message(const char *prefix, const char *text) {
+  size_t n = strlen(text) + (prefix ? strlen(prefix) + 2 : 0) + 1;
+  char *copy = (char *)malloc(n);
+  if (copy) {
+    snprintf(copy, n, "%s%s%s", prefix ? prefix : "", prefix ? ": " : "", text);
+  }
+  return copy;
 }
 
 /*
@@ -495,18 +570,17 @@ static int sqlitebck_fail(sqlitebck_job *job, int rc, int fault,
   if (text) {
     job->error.text = text;
   } else if (db) {
-    job->error.copy =
-        sqlitebck_sqlite.mprintf("%s", sqlitebck_sqlite.errmsg(db));
+    job->error.copy = sqlitebck_message(0, job->api->errmsg(db));
     job->error.text = job->error.copy ? job->error.copy : "out of memory";
   } else {
-    job->error.text = sqlitebck_sqlite.errstr(rc);
+    job->error.text = job->api->errstr(rc);
   }
   return rc;
 }
 
 /* The extended result code of DB's last error, never SQLITE_OK. */
-static int sqlitebck_errcode(sqlite3 *db) {
-  int rc = sqlitebck_sqlite.extended_errcode(db);
+static int sqlitebck_errcode(const sqlitebck_job *job, sqlite3 *db) {
+  int rc = job->api->extended_errcode(db);
   return rc == SQLITE_OK ? SQLITE_ERROR : rc;
 }
 
@@ -518,10 +592,9 @@ static int sqlitebck_errcode(sqlite3 *db) {
 */
 static int sqlitebck_fail_on(sqlitebck_job *job, sqlite3 *db,
                              const char *what) {
-  int rc = sqlitebck_errcode(db);
+  int rc = sqlitebck_errcode(job, db);
   sqlitebck_fail(job, rc, 0, "", 0);
-  job->error.copy =
-      sqlitebck_sqlite.mprintf("%s: %s", what, sqlitebck_sqlite.errmsg(db));
+  job->error.copy = sqlitebck_message(what, job->api->errmsg(db));
   job->error.text = job->error.copy ? job->error.copy : "out of memory";
   return rc;
 }
@@ -587,10 +660,9 @@ static int sqlitebck_take_busy(sqlitebck_job *job, sqlite3 *db) {
   if (!first) {
     return SQLITE_OK;
   }
-  rc = sqlitebck_sqlite.exec(db, "PRAGMA busy_timeout", sqlitebck_int_column,
-                             &ms, 0);
+  rc = job->api->exec(db, "PRAGMA busy_timeout", sqlitebck_int_column, &ms, 0);
   if (rc == SQLITE_OK) {
-    sqlitebck_sqlite.busy_timeout(db, 0);
+    job->api->busy_timeout(db, 0);
   }
   sqlitebck_list_lock();
   u->busy = rc == SQLITE_OK ? SQLITEBCK_BUSY_TAKEN : SQLITEBCK_BUSY_UNTOUCHED;
@@ -607,9 +679,10 @@ static int sqlitebck_take_busy(sqlitebck_job *job, sqlite3 *db) {
 
 /*
 ** Take DB off the list for one job; the last job gives its busy timeout
-** back. DB must still be allocated (see sqlitebck_end() for the order).
+** back (through the job's library, DB's own). DB must still be allocated
+** (see sqlitebck_end() for the order).
 */
-static void sqlitebck_unuse(sqlite3 *db, int as_dst) {
+static void sqlitebck_unuse(const sqlitebck_job *job, sqlite3 *db, int as_dst) {
   struct sqlitebck_user **p;
   struct sqlitebck_user *gone = 0;
 
@@ -630,7 +703,7 @@ static void sqlitebck_unuse(sqlite3 *db, int as_dst) {
   sqlitebck_list_unlock();
   if (gone) {
     if (gone->busy == SQLITEBCK_BUSY_TAKEN) {
-      sqlitebck_sqlite.busy_timeout(db, gone->saved_ms);
+      job->api->busy_timeout(db, gone->saved_ms);
     }
     free(gone);
   }
@@ -665,11 +738,11 @@ static void sqlitebck_note_rollback(void *arg) {
 */
 static int sqlitebck_check_dst(sqlitebck_job *job) {
   if (job->dst_disturbed == 0 &&
-      sqlitebck_sqlite.get_autocommit(job->dst) == job->dst_autocommit &&
-      sqlitebck_sqlite.total_changes(job->dst) == job->dst_changes) {
+      job->api->get_autocommit(job->dst) == job->dst_autocommit &&
+      job->api->total_changes(job->dst) == job->dst_changes) {
     sqlite3_stmt *stmt = 0;
-    while ((stmt = sqlitebck_sqlite.next_stmt(job->dst, stmt)) != 0) {
-      if (stmt != job->dst_guard && sqlitebck_sqlite.stmt_busy(stmt)) {
+    while ((stmt = job->api->next_stmt(job->dst, stmt)) != 0) {
+      if (stmt != job->dst_guard && job->api->stmt_busy(stmt)) {
         break;
       }
     }
@@ -701,22 +774,21 @@ static int sqlitebck_pin(sqlitebck_job *job) {
   char *sql;
   int rc;
 
-  sql =
-      sqlitebck_sqlite.mprintf("PRAGMA \"%w\".schema_version", job->src_schema);
+  sql = job->api->mprintf("PRAGMA \"%w\".schema_version", job->src_schema);
   if (sql == 0) {
     return sqlitebck_fail(job, SQLITE_NOMEM, 0, 0, 0);
   }
-  rc = sqlitebck_sqlite.prepare_v2(job->src, sql, -1, &stmt, 0);
-  sqlitebck_sqlite.free(sql);
+  rc = job->api->prepare_v2(job->src, sql, -1, &stmt, 0);
+  job->api->free(sql);
   if (rc == SQLITE_OK) {
-    rc = sqlitebck_sqlite.step(stmt);
+    rc = job->api->step(stmt);
     if (rc == SQLITE_ROW) {
       job->pin = stmt;
       return SQLITE_OK;
     }
-    sqlitebck_sqlite.finalize(stmt);
+    job->api->finalize(stmt);
   }
-  rc = sqlitebck_errcode(job->src);
+  rc = sqlitebck_errcode(job, job->src);
   if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
     return sqlitebck_fail(job, rc, 0, 0, job->src);
   }
@@ -749,9 +821,8 @@ static int sqlitebck_source_is_wal(sqlitebck_job *job) {
   struct sqlitebck_file *file = 0;
   unsigned char header[20];
 
-  if (sqlitebck_sqlite.file_control(job->src, job->src_schema,
-                                    SQLITE_FCNTL_FILE_POINTER,
-                                    &file) != SQLITE_OK ||
+  if (job->api->file_control(job->src, job->src_schema,
+                             SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
       file == 0 || file->methods == 0 || file->methods->version < 1 ||
       file->methods->close == 0 || file->methods->read == 0 ||
       file->methods->read(file, header, sizeof header, 0) != SQLITE_OK) {
@@ -763,7 +834,7 @@ static int sqlitebck_source_is_wal(sqlitebck_job *job) {
 /* Release the snapshot taken by sqlitebck_pin(), if any. */
 static void sqlitebck_unpin(sqlitebck_job *job) {
   if (job->pin) {
-    sqlitebck_sqlite.finalize(job->pin);
+    job->api->finalize(job->pin);
     job->pin = 0;
   }
 }
@@ -816,7 +887,7 @@ static int sqlitebck_take_snapshot(sqlitebck_job *job, int pages) {
 /* Release job->src_schema, unless it lives in job->schema_buf. */
 static void sqlitebck_free_schema(sqlitebck_job *job) {
   if (job->src_schema && job->src_schema != job->schema_buf) {
-    sqlitebck_sqlite.free(job->src_schema);
+    job->api->free(job->src_schema);
   }
   job->src_schema = 0;
 }
@@ -857,16 +928,16 @@ static void sqlitebck_free_schema(sqlitebck_job *job) {
 */
 static int sqlitebck_guard(sqlitebck_job *job) {
   if (job->src_guard == 0 &&
-      sqlitebck_sqlite.prepare_v2(job->src, "SELECT 1", -1, &job->src_guard,
-                                  0) != SQLITE_OK) {
+      job->api->prepare_v2(job->src, "SELECT 1", -1, &job->src_guard, 0) !=
+          SQLITE_OK) {
     return sqlitebck_fail_on(job, job->src,
                              "could not prepare the statement that keeps the "
                              "source connection open during the copy "
                              "(SELECT 1, never run)");
   }
   if (job->dst_guard == 0 &&
-      sqlitebck_sqlite.prepare_v2(job->dst, "SELECT 1", -1, &job->dst_guard,
-                                  0) != SQLITE_OK) {
+      job->api->prepare_v2(job->dst, "SELECT 1", -1, &job->dst_guard, 0) !=
+          SQLITE_OK) {
     return sqlitebck_fail_on(job, job->dst,
                              "could not prepare the statement that keeps the "
                              "destination connection open during the copy "
@@ -877,8 +948,8 @@ static int sqlitebck_guard(sqlitebck_job *job) {
 
 /* Enter the mutexes of both connections (no-ops where SQLite has none). */
 static void sqlitebck_enter(sqlitebck_job *job) {
-  sqlitebck_sqlite.mutex_enter(sqlitebck_sqlite.db_mutex(job->src));
-  sqlitebck_sqlite.mutex_enter(sqlitebck_sqlite.db_mutex(job->dst));
+  job->api->mutex_enter(job->api->db_mutex(job->src));
+  job->api->mutex_enter(job->api->db_mutex(job->dst));
   job->locked = 1;
 }
 
@@ -894,18 +965,18 @@ static int sqlitebck_end_locked(sqlitebck_job *job) {
 
   job->counts.open = 0;
   if (job->backup) {
-    sqlitebck_sqlite.commit_hook(job->dst, 0, 0);
-    sqlitebck_sqlite.rollback_hook(job->dst, 0, 0);
+    job->api->commit_hook(job->dst, 0, 0);
+    job->api->rollback_hook(job->dst, 0, 0);
   }
   if (job->users >= 1) {
-    sqlitebck_unuse(job->src, 0);
+    sqlitebck_unuse(job, job->src, 0);
   }
   if (job->users >= 2) {
-    sqlitebck_unuse(job->dst, 1);
+    sqlitebck_unuse(job, job->dst, 1);
   }
   job->users = 0;
   if (job->backup) {
-    rc = sqlitebck_sqlite.backup_finish(job->backup);
+    rc = job->api->backup_finish(job->backup);
     job->backup = 0;
     if (rc != SQLITE_OK && job->error.rc == SQLITE_OK) {
       sqlitebck_fail(job, rc, 0, 0, 0);
@@ -925,7 +996,7 @@ static void sqlitebck_release(sqlitebck_job *job) {
   stmts[2] = &job->dst_guard;
   for (i = 0; i < 3; i++) {
     if (*stmts[i]) {
-      sqlitebck_sqlite.finalize(*stmts[i]);
+      job->api->finalize(*stmts[i]);
       *stmts[i] = 0;
     }
   }
@@ -946,8 +1017,8 @@ static int sqlitebck_return(sqlitebck_job *job, int rc) {
   }
   if (job->locked) {
     job->locked = 0;
-    sqlitebck_sqlite.mutex_leave(sqlitebck_sqlite.db_mutex(job->dst));
-    sqlitebck_sqlite.mutex_leave(sqlitebck_sqlite.db_mutex(job->src));
+    job->api->mutex_leave(job->api->db_mutex(job->dst));
+    job->api->mutex_leave(job->api->db_mutex(job->src));
   }
   if (!job->counts.open) {
     sqlitebck_release(job);
@@ -959,9 +1030,11 @@ static int sqlitebck_return(sqlitebck_job *job, int rc) {
 ** sqlitebck_start() without its return: the job is left open or ended, and
 ** locked if both connections are open.
 */
-static int sqlitebck_open(sqlitebck_job *job, uintptr_t src_connection,
-                          const char *src_schema, uintptr_t dst_connection,
-                          const char *dst_schema, int pages) {
+static int sqlitebck_open(sqlitebck_job *job, int library,
+                          uintptr_t src_connection, const char *src_schema,
+                          uintptr_t dst_connection, const char *dst_schema,
+                          int pages) {
+  const struct sqlitebck_api *api = sqlitebck_api_of(library);
   sqlite3 *src = sqlitebck_handle(src_connection);
   sqlite3 *dst = sqlitebck_handle(dst_connection);
   const char *src_file;
@@ -977,6 +1050,11 @@ static int sqlitebck_open(sqlitebck_job *job, uintptr_t src_connection,
   memset(&job->counts, 0, sizeof job->counts);
   job->batch_left = 0;
   job->dst_disturbed = 0;
+  if (api == 0) {
+    return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_USAGE,
+                          "no SQLite library is bound under that index", 0);
+  }
+  job->api = api;
   if (src == 0 || dst == 0) {
     return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_USAGE,
                           "cannot operate on a closed database", 0);
@@ -986,26 +1064,29 @@ static int sqlitebck_open(sqlitebck_job *job, uintptr_t src_connection,
   sqlitebck_enter(job);
   job->counts.open = 1;
 
-  if (sqlitebck_sqlite.txn_state
-          ? sqlitebck_sqlite.txn_state(dst, dst_schema) > SQLITE_TXN_NONE
-          : !sqlitebck_sqlite.get_autocommit(dst)) {
+  /* What sqlite3_backup_init() refuses, said more plainly: a transaction
+  ** (read or write) open on the destination database. A connection whose
+  ** autocommit flag is off but which has not read yet (Python 3.12's
+  ** autocommit=False right after commit(), a plain BEGIN) is accepted, as
+  ** by SQLite. Without txn_state, sqlite3_backup_init() checks alone. */
+  if (api->txn_state && api->txn_state(dst, dst_schema) > SQLITE_TXN_NONE) {
     sqlitebck_fail(job, SQLITE_ERROR, SQLITEBCK_FAULT_STATE,
-                   "the destination connection has a transaction open on "
-                   "the destination database; commit or roll it back before "
-                   "copying",
+                   "destination database is in use: the destination "
+                   "connection has a transaction open on it (it has read or "
+                   "written); commit or roll it back before copying",
                    0);
     goto fail;
   }
-  if (sqlitebck_sqlite.txn_state &&
-      sqlitebck_sqlite.txn_state(src, src_schema) == SQLITE_TXN_WRITE) {
+  if (job->api->txn_state &&
+      job->api->txn_state(src, src_schema) == SQLITE_TXN_WRITE) {
     sqlitebck_fail(job, SQLITE_BUSY, SQLITEBCK_FAULT_STATE,
                    "the source connection has a write transaction open; "
                    "commit or roll it back before copying",
                    0);
     goto fail;
   }
-  src_file = sqlitebck_sqlite.db_filename(src, src_schema);
-  dst_file = sqlitebck_sqlite.db_filename(dst, dst_schema);
+  src_file = job->api->db_filename(src, src_schema);
+  dst_file = job->api->db_filename(dst, dst_schema);
   if (sqlitebck_same_file(src_file, dst_file)) {
     sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_VALUE,
                    "source and destination are the same database file", 0);
@@ -1023,21 +1104,21 @@ static int sqlitebck_open(sqlitebck_job *job, uintptr_t src_connection,
   if (length < sizeof job->schema_buf) {
     job->src_schema = memcpy(job->schema_buf, src_schema, length + 1);
   } else {
-    job->src_schema = sqlitebck_sqlite.mprintf("%s", src_schema);
+    job->src_schema = job->api->mprintf("%s", src_schema);
     if (job->src_schema == 0) {
       sqlitebck_fail(job, SQLITE_NOMEM, 0, 0, 0);
       goto fail;
     }
   }
-  job->backup = sqlitebck_sqlite.backup_init(dst, dst_schema, src, src_schema);
+  job->backup = job->api->backup_init(dst, dst_schema, src, src_schema);
   if (job->backup == 0) {
-    sqlitebck_fail(job, sqlitebck_errcode(dst), 0, 0, dst);
+    sqlitebck_fail(job, sqlitebck_errcode(job, dst), 0, 0, dst);
     goto fail;
   }
-  job->dst_autocommit = sqlitebck_sqlite.get_autocommit(dst);
-  job->dst_changes = sqlitebck_sqlite.total_changes(dst);
-  sqlitebck_sqlite.commit_hook(dst, sqlitebck_refuse_commit, job);
-  sqlitebck_sqlite.rollback_hook(dst, sqlitebck_note_rollback, job);
+  job->dst_autocommit = job->api->get_autocommit(dst);
+  job->dst_changes = job->api->total_changes(dst);
+  job->api->commit_hook(dst, sqlitebck_refuse_commit, job);
+  job->api->rollback_hook(dst, sqlitebck_note_rollback, job);
 
   /* Only a database file can be locked by someone else: the busy timeout
   ** is worth taking over (by a statement: guarded first) only then. */
@@ -1068,13 +1149,17 @@ fail:
 
 /*
 ** Start copying schema SRC_SCHEMA of connection SRC over schema DST_SCHEMA
-** of connection DST (references as for sqlitebck_handle()). PAGES is the
-** batch size the caller will step with (<= 0: everything, as one snapshot;
-** see SNAPSHOT RULES).
+** of connection DST (references as for sqlitebck_handle()), both opened by
+** SQLite library LIBRARY (an index from sqlitebck_bind()): the caller
+** guarantees that, as SQLite must never be handed another library's
+** connection. PAGES is the batch size the caller will step with (<= 0:
+** everything, as one snapshot; see SNAPSHOT RULES). The job uses LIBRARY
+** until it ends.
 **
 ** Refuses, before anything is written, with a fault (see sqlitebck_fault()):
-**   SQLITE_MISUSE - a connection is closed (FAULT_USAGE), or both schemas
-**                   are the same database file (FAULT_VALUE);
+**   SQLITE_MISUSE - no library has index LIBRARY, or a connection is closed
+**                   (FAULT_USAGE), or both schemas are the same database
+**                   file (FAULT_VALUE);
 **   SQLITE_ERROR  - DST has a transaction open on DST_SCHEMA, or a
 **                   connection takes part in another job in a way that
 **                   conflicts with this one (FAULT_STATE);
@@ -1086,9 +1171,11 @@ fail:
 ** and, if it stops before the copy ends, ends it with sqlitebck_end(). On
 ** any error the job is already ended.
 */
-int sqlitebck_start(sqlitebck_job *job, uintptr_t src, const char *src_schema,
-                    uintptr_t dst, const char *dst_schema, int pages) {
-  int rc = sqlitebck_open(job, src, src_schema, dst, dst_schema, pages);
+int sqlitebck_start(sqlitebck_job *job, int library, uintptr_t src,
+                    const char *src_schema, uintptr_t dst,
+                    const char *dst_schema, int pages) {
+  int rc =
+      sqlitebck_open(job, library, src, src_schema, dst, dst_schema, pages);
   return sqlitebck_return(job, rc);
 }
 
@@ -1108,9 +1195,8 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
     int copied = job->counts.pagecount - job->counts.remaining;
     int rc;
 
-    if (sqlitebck_sqlite.txn_state &&
-        sqlitebck_sqlite.txn_state(job->src, job->src_schema) ==
-            SQLITE_TXN_WRITE) {
+    if (job->api->txn_state &&
+        job->api->txn_state(job->src, job->src_schema) == SQLITE_TXN_WRITE) {
       job->counts.in_batch = 1;
       return sqlitebck_fail(job, SQLITE_BUSY, SQLITEBCK_FAULT_STATE,
                             "the source connection has a write transaction "
@@ -1123,9 +1209,9 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
       rc = sqlitebck_take_snapshot(job, pages);
     }
     if (rc == SQLITE_OK) {
-      rc = sqlitebck_sqlite.backup_step(job->backup, n);
-      job->counts.remaining = sqlitebck_sqlite.backup_remaining(job->backup);
-      job->counts.pagecount = sqlitebck_sqlite.backup_pagecount(job->backup);
+      rc = job->api->backup_step(job->backup, n);
+      job->counts.remaining = job->api->backup_remaining(job->backup);
+      job->counts.pagecount = job->api->backup_pagecount(job->backup);
       if (rc != SQLITE_OK && rc != SQLITE_DONE) {
         sqlitebck_fail(job, rc, 0, 0, 0);
       }
@@ -1199,10 +1285,11 @@ void sqlitebck_new_batch(sqlitebck_job *job) {
 ** copy when one step is enough, as it is for small databases. Returns what
 ** the one that stopped returned, with the job open or ended as they say.
 */
-int sqlitebck_copy(sqlitebck_job *job, uintptr_t src, const char *src_schema,
-                   uintptr_t dst, const char *dst_schema, int pages,
-                   int budget_ms) {
-  int rc = sqlitebck_open(job, src, src_schema, dst, dst_schema, pages);
+int sqlitebck_copy(sqlitebck_job *job, int library, uintptr_t src,
+                   const char *src_schema, uintptr_t dst,
+                   const char *dst_schema, int pages, int budget_ms) {
+  int rc =
+      sqlitebck_open(job, library, src, src_schema, dst, dst_schema, pages);
   if (rc == SQLITE_OK) {
     rc = sqlitebck_run(job, pages, budget_ms);
   }

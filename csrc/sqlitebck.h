@@ -4,9 +4,10 @@
 **
 ** No <sqlite3.h> is included and no SQLite library is linked. The few
 ** SQLite types used here are opaque handles from SQLite's stable ABI; the
-** functions are looked up at run time in the library that Python's own
-** sqlite3 module has already loaded (see sqlitebck_bind()), so the process
-** never holds a second copy of SQLite.
+** functions are looked up at run time in the libraries that Python modules
+** (sqlite3, pysqlite3, ...) have already loaded, one table per library (see
+** sqlitebck_bind()), so that this extension never brings another copy of
+** SQLite into the process.
 **
 ** The block between the "cdef" markers is also read by build_sqlitebck.py
 ** and handed to cffi as the declarations Python may use: keep it free of
@@ -47,23 +48,24 @@ enum sqlitebck_fault_kind {
   SQLITEBCK_FAULT_USAGE = 3  /* a connection was misused during the copy */
 };
 
-int sqlitebck_bind(const char *library, char *err, int nerr);
-const char *sqlitebck_libversion(void);
+int sqlitebck_bind(const char *library, int *index, char *err, int nerr);
+const char *sqlitebck_libversion(int library);
 void sqlitebck_set_handle_offset(size_t offset);
 sqlite3 *sqlitebck_handle(uintptr_t connection);
-int sqlitebck_total_changes(uintptr_t connection);
-int sqlitebck_get_autocommit(uintptr_t connection);
+int sqlitebck_total_changes(int library, uintptr_t connection);
+int sqlitebck_get_autocommit(int library, uintptr_t connection);
 
 sqlitebck_job *sqlitebck_job_new(void);
 void sqlitebck_job_free(sqlitebck_job *job);
 const sqlitebck_counts *sqlitebck_job_counts(const sqlitebck_job *job);
-int sqlitebck_start(sqlitebck_job *job, uintptr_t src, const char *src_schema,
-                    uintptr_t dst, const char *dst_schema, int pages);
+int sqlitebck_start(sqlitebck_job *job, int library, uintptr_t src,
+                    const char *src_schema, uintptr_t dst,
+                    const char *dst_schema, int pages);
 int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms);
 void sqlitebck_new_batch(sqlitebck_job *job);
-int sqlitebck_copy(sqlitebck_job *job, uintptr_t src, const char *src_schema,
-                   uintptr_t dst, const char *dst_schema, int pages,
-                   int budget_ms);
+int sqlitebck_copy(sqlitebck_job *job, int library, uintptr_t src,
+                   const char *src_schema, uintptr_t dst,
+                   const char *dst_schema, int pages, int budget_ms);
 int sqlitebck_end(sqlitebck_job *job);
 const char *sqlitebck_errmsg(const sqlitebck_job *job);
 int sqlitebck_fault(const sqlitebck_job *job);

@@ -1,7 +1,8 @@
 """Copy SQLite databases through SQLite's online backup API.
 
-sqlitebck works on the connections of Python's own :mod:`sqlite3` module and
-calls the very SQLite library that module loaded::
+sqlitebck works on the connections of Python's own :mod:`sqlite3` module (and
+of pysqlite3, sqlean.py, sqlcipher3 and APSW, see ``_binding``) and calls the
+very SQLite library that module loaded::
 
     >>> import sqlite3, sqlitebck
     >>> src = sqlite3.connect(":memory:")
@@ -16,20 +17,16 @@ calls the very SQLite library that module loaded::
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 import threading
 import time
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from sqlitebck import _binding
+from sqlitebck._binding import STDLIB, Binding
 from sqlitebck._endpoints import AsyncEndpoint, Endpoint, Endpoints
-from sqlitebck._errors import (
-    SQLITE_BUSY,
-    SQLITE_DONE,
-    SQLITE_LOCKED,
-    SQLITE_OK,
-    sqlite_error,
-)
+from sqlitebck._errors import SQLITE_BUSY, SQLITE_DONE, SQLITE_LOCKED, SQLITE_OK
 from sqlitebck._frameworks import connection_of
 from sqlitebck._interrupts import Checkpoint, HeldInterrupts
 from sqlitebck._sqlitebck import ffi, lib
@@ -49,7 +46,7 @@ __all__ = [
 __version__ = "2.0.0"
 
 #: Version of the SQLite library in use: always ``sqlite3.sqlite_version``.
-sqlite_version: str = ffi.string(lib.sqlitebck_libversion()).decode()
+sqlite_version: str = ffi.string(lib.sqlitebck_libversion(STDLIB.library)).decode()
 
 #: ``progress(status, remaining, total)``, as for ``sqlite3.Connection.backup``.
 Progress = Callable[[int, int, int], object]
@@ -69,6 +66,8 @@ _new_tuple = tuple.__new__
 # first to the last, never past the timeout.
 _BACKOFF_FIRST = 0.001
 _BACKOFF_LAST = 0.05
+_Connection = sqlite3.Connection
+_PATHS = (str, bytes, os.PathLike)
 
 
 class CopyResult(NamedTuple):
@@ -104,7 +103,7 @@ class _Job:
     Ending an ended job does nothing, so a job is never ended twice.
     """
 
-    __slots__ = ("c", "counts", "dest", "source")
+    __slots__ = ("c", "counts", "db", "dest", "sb", "source")
 
     def __init__(self) -> None:
         c = lib.sqlitebck_job_new()
@@ -115,16 +114,20 @@ class _Job:
 
     def start(
         self,
-        source: sqlite3.Connection,
-        dest: sqlite3.Connection,
+        source: Any,
+        sb: Binding,
+        dest: Any,
+        db: Binding,
         sname: bytes,
         dname: bytes,
         npages: int,
     ) -> int:
         """Check both connections and start the job (without stepping it)."""
-        src, dst = _refs(source, dest)
-        self.source, self.dest = source, dest
-        return int(lib.sqlitebck_start(self.c, src, sname, dst, dname, npages))
+        src, dst = _refs(source, sb, dest, db)
+        self.source, self.dest, self.sb, self.db = source, dest, sb, db
+        return int(
+            lib.sqlitebck_start(self.c, sb.library, src, sname, dst, dname, npages)
+        )
 
     def drive(
         self,
@@ -143,13 +146,13 @@ class _Job:
         left), sleeping ``delay`` seconds between batches. While a lock held
         elsewhere stops the copy, or another thread holds a write transaction
         open on the source connection, retries for up to ``wait`` seconds
-        without progress. Between C calls, runs the sqlite3 module's checks on
+        without progress. Between C calls, runs the modules' own checks on
         both connections (closed meanwhile, used from another thread), and
         asks ``checkpoint`` whether to stop. Raises the job's error, if any.
         """
         counts = self.counts
         source, dest = self.source, self.dest
-        check = _binding.check_connection
+        check_source, check_dest = self.sb.check, self.db.check
         blocked_since: float | None = None
         backoff = _BACKOFF_FIRST
         while True:
@@ -182,9 +185,14 @@ class _Job:
                 raise self.error(rc)
             if checkpoint is not None:
                 checkpoint.check()
-            check(source)
-            check(dest)
+            check_source(source)
+            check_dest(dest)
             rc = lib.sqlitebck_step(self.c, npages, _BUDGET_MS)
+
+    def errors(self) -> Binding:
+        """The binding whose exception classes report the job's errors: the
+        source's, unless only the destination's module is a DB-API one."""
+        return self.sb if self.sb.dbapi else self.db
 
     def error(self, rc: int) -> Exception:
         """The exception for result ``rc`` of the job's last C call."""
@@ -192,9 +200,10 @@ class _Job:
         fault = lib.sqlitebck_fault(self.c)
         if fault == lib.SQLITEBCK_FAULT_VALUE:
             return ValueError(message)
+        errors = self.errors()
         if fault == lib.SQLITEBCK_FAULT_USAGE:
-            return sqlite3.ProgrammingError(message)
-        return sqlite_error(rc, message)
+            return errors.usage(message)
+        return errors.error(rc, message)
 
 
 def copy(
@@ -211,7 +220,11 @@ def copy(
 ) -> CopyResult:
     """Copy database ``source_name`` of ``source`` over ``dest_name`` of ``dest``.
 
-    ``source`` and ``dest`` are ``sqlite3.Connection`` objects or paths. A
+    ``source`` and ``dest`` are connections or paths. Connections are the
+    sqlite3 module's, or those of pysqlite3, sqlean, sqlcipher3 or APSW (on
+    CPython), both of one module's SQLite library; a path is opened with the
+    module of the connection at the other end (the sqlite3 module if both are
+    paths), and errors are that module's own classes. A
     source path is opened read-only and must exist; a destination path that
     does not exist is created atomically (it appears, complete and durable,
     only once the copy has succeeded), one that exists is overwritten
@@ -254,9 +267,20 @@ def copy(
     npages, delay, wait, sname, dname = _arguments(
         pages, sleep, progress, source_name, dest_name, timeout
     )
-    if isinstance(source, sqlite3.Connection) and isinstance(dest, sqlite3.Connection):
+    if type(source) is _Connection and type(dest) is _Connection:
         return _copy(
-            source, dest, sname, dname, npages, delay, wait, progress, started, None
+            source,
+            STDLIB,
+            dest,
+            STDLIB,
+            sname,
+            dname,
+            npages,
+            delay,
+            wait,
+            progress,
+            started,
+            None,
         )
     return _copy_ends(
         source,
@@ -315,22 +339,37 @@ def _copy_ends(
     keep_wal: bool,
     checkpoint: Checkpoint | None,
 ) -> CopyResult:
-    """Copy between ends of any kind: the connections that framework objects
-    wrap are used, and paths are opened (and closed) here."""
+    """Copy between ends of any kind: connections of any supported binding,
+    the connections that framework objects wrap, and paths, which are opened
+    (and closed) here with the other end's module."""
     source, dest = connection_of(source), connection_of(dest)
-    if isinstance(source, sqlite3.Connection) and isinstance(dest, sqlite3.Connection):
+    sb, db, pb = _bindings(source, dest)
+    if sb is not None and db is not None:
         return _copy(
-            source, dest, sname, dname, npages, delay, wait, progress, started, None
+            source,
+            sb,
+            dest,
+            db,
+            sname,
+            dname,
+            npages,
+            delay,
+            wait,
+            progress,
+            started,
+            checkpoint,
         )
     # Files are opened, published and removed in many Python steps: Ctrl-C
     # waits for a point between two of them (see _interrupts).
     with HeldInterrupts() as held:
         stop = held if checkpoint is None else checkpoint
-        ends = Endpoints(source, dest, keep_wal=keep_wal)
+        ends = Endpoints(source, dest, keep_wal=keep_wal, module=pb.module)
         try:
             result = _copy(
                 ends.source,
+                sb or pb,
                 ends.dest,
+                db or pb,
                 sname,
                 dname,
                 npages,
@@ -349,8 +388,10 @@ def _copy_ends(
 
 
 def _copy(
-    source: sqlite3.Connection,
-    dest: sqlite3.Connection,
+    source: Any,
+    sb: Binding,
+    dest: Any,
+    db: Binding,
     sname: bytes,
     dname: bytes,
     npages: int,
@@ -362,8 +403,13 @@ def _copy(
 ) -> CopyResult:
     """Copy between two connections, other arguments checked. The path every
     call takes is kept short: it is most of the cost of copying a small
-    database."""
-    src, dst = _refs(source, dest)
+    database (so _refs() is inlined here)."""
+    sb.check(source)
+    db.check(dest)
+    if source is dest:
+        raise ValueError("source and dest are the same connection")
+    src = sb.ref(source)
+    dst = db.ref(dest)
     try:
         job = _spare_jobs.pop()
     except IndexError:
@@ -371,9 +417,11 @@ def _copy(
     c = job.c
     try:
         # One call does it all when one step is enough (small databases).
-        rc = lib.sqlitebck_copy(c, src, sname, dst, dname, npages, _BUDGET_MS)
+        rc = lib.sqlitebck_copy(
+            c, sb.library, src, sname, dst, dname, npages, _BUDGET_MS
+        )
         if rc != SQLITE_DONE or progress is not None:
-            job.source, job.dest = source, dest
+            job.source, job.dest, job.sb, job.db = source, dest, sb, db
             job.drive(rc, npages, wait, progress, delay, False, checkpoint)
     except BaseException:
         lib.sqlitebck_end(c)
@@ -430,21 +478,25 @@ class Backup:
         keep_wal: bool = False,
     ) -> None:
         self._busy = threading.Lock()
+        self._usage: Binding = STDLIB
         self._ends: Endpoints | None = None
         self._done = False
         self._wait = _timeout(timeout)
         sname = _schema(source_name, "source_name")
         dname = _schema(dest_name, "dest_name")
+        src, dst = connection_of(source), connection_of(dest)
+        sb, db, pb = _bindings(src, dst)
+        self._usage = (sb or pb) if (sb or pb).dbapi else (db or pb)
         self._job = job = _Job()
         with HeldInterrupts() as held:
-            ends = Endpoints(
-                connection_of(source), connection_of(dest), keep_wal=keep_wal
-            )
+            ends = Endpoints(src, dst, keep_wal=keep_wal, module=pb.module)
             try:
                 # Opened as an online copy: the caller may pause between steps
                 # for as long as it likes, so no snapshot is held unless the
                 # source is WAL (or step() is asked for everything at once).
-                rc = job.start(ends.source, ends.dest, sname, dname, 1)
+                rc = job.start(
+                    ends.source, sb or pb, ends.dest, db or pb, sname, dname, 1
+                )
                 if rc != SQLITE_OK:
                     raise job.error(rc)
                 held.check()
@@ -457,7 +509,7 @@ class Backup:
     def _claim(self) -> None:
         """Claim the object for one call, or raise ProgrammingError."""
         if not self._busy.acquire(blocking=False):
-            raise sqlite3.ProgrammingError(
+            raise self._usage.usage(
                 "the Backup is in use by another call (a callback inside step(), "
                 "or another thread)"
             )
@@ -478,10 +530,10 @@ class Backup:
                 if self._done:
                     return True
                 if self._ends is None:
-                    raise sqlite3.ProgrammingError("the backup is closed")
+                    raise self._usage.usage("the backup is closed")
                 job = self._job
-                _binding.check_connection(job.source)
-                _binding.check_connection(job.dest)
+                job.sb.check(job.source)
+                job.db.check(job.dest)
                 lib.sqlitebck_new_batch(job.c)
                 rc = lib.sqlitebck_step(job.c, npages, _BUDGET_MS)
                 self._done = job.drive(rc, npages, self._wait, None, 0.0, True, held)
@@ -547,17 +599,39 @@ def _pause(seconds: float, checkpoint: Checkpoint | None) -> None:
         time.sleep(min(left, _BUDGET_MS / 1000))
 
 
-def _refs(source: sqlite3.Connection, dest: sqlite3.Connection) -> tuple[int, int]:
-    """Run the sqlite3 module's checks on both connections (closed, used
-    from another thread), refuse the same one twice, and return how the C
-    core refers to each."""
-    check = _binding.check_connection
-    check(source)
-    check(dest)
+def _refs(source: Any, sb: Binding, dest: Any, db: Binding) -> tuple[int, int]:
+    """Run the modules' own checks on both connections (closed, used from
+    another thread), refuse the same one twice, and return how the C core
+    refers to each."""
+    sb.check(source)
+    db.check(dest)
     if source is dest:
         raise ValueError("source and dest are the same connection")
-    ref = _binding.connection_ref
-    return ref(source), ref(dest)
+    return sb.ref(source), db.ref(dest)
+
+
+def _bindings(
+    source: object, dest: object
+) -> tuple[Binding | None, Binding | None, Binding]:
+    """The bindings of ``source`` and ``dest`` (None for a path), and the one
+    that opens paths; TypeError for anything else, or for connections of two
+    SQLite libraries."""
+    sb = _binding.binding_of(source)
+    if sb is None and not isinstance(source, _PATHS):
+        raise TypeError(
+            f"source must be {_binding.ACCEPTED}, not "
+            f"{_binding.type_name(type(source))}"
+        )
+    db = _binding.binding_of(dest)
+    if db is None and not isinstance(dest, _PATHS):
+        raise TypeError(
+            f"dest must be {_binding.ACCEPTED}, not {_binding.type_name(type(dest))}"
+        )
+    if sb is not None and db is not None:
+        _binding.same_library(sb, source, db, dest)
+        return sb, db, sb
+    connected = sb or db
+    return sb, db, _binding.for_paths(connected, source if sb else dest)
 
 
 def _pages(pages: object) -> int:

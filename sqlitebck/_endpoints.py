@@ -27,15 +27,25 @@ import stat
 import urllib.parse
 import warnings
 from types import ModuleType
-from typing import Callable, Union
+from typing import Any, Callable, Protocol, Union
 
 from sqlitebck._errors import sqlite_error
 from sqlitebck._frameworks import AioConnection, FrameworkConnection
 
+
+class APSWConnection(Protocol):
+    """What sqlitebck needs of an APSW connection (APSW ships type hints;
+    pysqlite3, sqlean and sqlcipher3 do not, so theirs are Any)."""
+
+    def sqlite3pointer(self) -> int: ...
+
+
 Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
-#: What :func:`sqlitebck.copy` takes as either end: a connection, a path, or
-#: a framework object that wraps a connection (see ``_frameworks``).
-Endpoint = Union[sqlite3.Connection, Path, FrameworkConnection]
+#: What :func:`sqlitebck.copy` takes as either end: a connection (the sqlite3
+#: module's, or pysqlite3's, sqlean's, sqlcipher3's or APSW's), the path of a
+#: database file, or a framework object that wraps a connection (see
+#: ``_frameworks``).
+Endpoint = Union[sqlite3.Connection, APSWConnection, Path, FrameworkConnection]
 #: What :func:`sqlitebck.acopy` takes as either end: an ``Endpoint``, or an
 #: aiosqlite connection.
 AsyncEndpoint = Union[Endpoint, AioConnection]
@@ -81,23 +91,21 @@ def uri(path: Path, mode: str) -> str:
 def connect(
     path: Path, mode: str, module: ModuleType = sqlite3, timeout: float = 5.0
 ) -> sqlite3.Connection:
-    """Open file ``path`` with DB-API ``module`` (SQLite URI ``mode``:
-    ``ro``, ``rw`` or ``rwc``); the one place where the package opens a file."""
+    """Open file ``path`` with DB-API ``module`` (the sqlite3 module, or
+    pysqlite3's, sqlean's, sqlcipher3's; SQLite URI ``mode``: ``ro``, ``rw``
+    or ``rwc``); the one place where the package opens a file."""
     conn: sqlite3.Connection = module.connect(
         uri(path, mode), uri=True, timeout=timeout
     )
     return conn
 
 
-def _path(value: object, role: str, module: ModuleType) -> str | None:
-    """``value`` as a str path; None for a connection; TypeError otherwise."""
-    if isinstance(value, module.Connection):
-        return None
+def _path(value: object) -> str | None:
+    """``value`` as a str path; None for a connection (the caller checked
+    that it is one: see sqlitebck._bindings)."""
     if isinstance(value, (str, bytes, os.PathLike)):
         return os.fsdecode(os.fspath(value))
-    raise TypeError(
-        f"{role} must be a sqlite3.Connection or a path, not {type(value).__name__}"
-    )
+    return None
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -150,7 +158,7 @@ def _kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
-def _unreadable(path: str, error: Exception) -> Exception | None:
+def _unreadable(path: str, error: Exception, module: Any) -> Exception | None:
     """Explain why source ``path`` cannot be opened read-only, if that is what
     ``error`` (from a first read) says; None for any other error."""
     code = getattr(error, "sqlite_errorcode", None)
@@ -170,6 +178,7 @@ def _unreadable(path: str, error: Exception) -> Exception | None:
             "created, because the folder is not writable. Copy it while a "
             "program that writes it has it open (the -shm file then exists), "
             "or as a user who may write to its folder.",
+            module,
         )
     if not wal and os.path.exists(path + "-journal"):
         return sqlite_error(
@@ -180,11 +189,12 @@ def _unreadable(path: str, error: Exception) -> Exception | None:
             "once read-write (any SQLite program does it on its first read, "
             "e.g. sqlite3 FILE 'PRAGMA schema_version'), or pass sqlitebck a "
             "read-write sqlite3.Connection as the source, then copy again.",
+            module,
         )
     return None
 
 
-def _check_side_file_names(path: str, suffix: str) -> None:
+def _check_side_file_names(path: str, suffix: str, module: Any) -> None:
     """Refuse existing destination ``path`` if the name of the file SQLite
     must create beside it to write it (``path + suffix``) is too long."""
     name = os.fsencode(os.path.basename(path))
@@ -199,16 +209,17 @@ def _check_side_file_names(path: str, suffix: str) -> None:
             f"needs a file beside it named NAME{suffix}, {len(name) + len(suffix)} "
             f"bytes, and this file system allows {longest}; copy to a new file, "
             "or rename this one",
+            module,
         )
 
 
-def _new_file_mode(source: sqlite3.Connection, module: ModuleType) -> int:
+def _new_file_mode(source: Any) -> int:
     """Permission bits for a copy of connection ``source``: those that all
     its database files share (0o666 for databases that are not files)."""
     mode = 0o666
     try:
         files = [row[2] for row in source.execute("PRAGMA database_list")]
-    except module.Error:  # closed, another thread: the copy will say so
+    except Exception:  # closed, another thread: the copy will say so
         return mode
     for name in files:
         with contextlib.suppress(OSError, ValueError):
@@ -250,12 +261,11 @@ class Endpoints:
         # Whether the destination is put back in rollback-journal mode after
         # the copy (the backup API copies the source's WAL flag).
         self._rollback = False
-        src_path = _path(source, "source", module)
-        dst_path = _path(dest, "dest", module)
+        src_path = _path(source)
+        dst_path = _path(dest)
         try:
             if src_path is None:
-                assert isinstance(source, sqlite3.Connection)
-                self.source: sqlite3.Connection = source
+                self.source: Any = source
                 source_mode = None
             else:
                 if dst_path is not None and _same_file(src_path, dst_path):
@@ -264,13 +274,12 @@ class Endpoints:
                     )
                 source_mode = self._open_source(src_path)
             if dst_path is None:
-                assert isinstance(dest, sqlite3.Connection)
-                self.dest: sqlite3.Connection = dest
+                self.dest: Any = dest
             elif os.path.lexists(dst_path):
                 self._open_existing(dst_path)
             else:
                 if source_mode is None:
-                    source_mode = _new_file_mode(self.source, module)
+                    source_mode = _new_file_mode(self.source)
                 self._create(dst_path, source_mode)
         except BaseException:
             self.close(complete=False)
@@ -284,14 +293,16 @@ class Endpoints:
         # An empty file is an empty database to SQLite: copying it would wipe
         # the destination, and a path to one is almost surely a mistake.
         if regular and st.st_size == 0:
-            raise sqlite_error(SQLITE_NOTADB, f"{path}: an empty file, not a database")
+            raise sqlite_error(
+                SQLITE_NOTADB, f"{path}: an empty file, not a database", self._module
+            )
         # No busy handler: the copy manages its own waits for locks.
         self.source = connect(path, "ro", self._module, timeout=0)
         self._own_source = True
         try:
             self.source.execute("PRAGMA schema_version").fetchall()
         except self._module.Error as e:
-            explained = _unreadable(path, e)
+            explained = _unreadable(path, e, self._module)
             if explained is not None:
                 raise explained from None
             # Anything else (a lock, not a database) the copy reports itself.
@@ -308,21 +319,26 @@ class Endpoints:
                 SQLITE_CANTOPEN,
                 f"{path}: a symbolic link to {os.readlink(path)!r}, which does "
                 "not exist; not writing through it",
+                self._module,
             ) from None
         if not stat.S_ISREG(st.st_mode):
             raise sqlite_error(
                 SQLITE_CANTOPEN,
                 f"{path}: exists and is {_kind(st.st_mode)}, not a database "
                 "file; not writing to it",
+                self._module,
             )
         header = _header(path)
         if st.st_size > 0 and header[:16] != MAGIC:
             raise sqlite_error(
                 SQLITE_NOTADB,
                 f"{path}: file is not a database; it is left untouched",
+                self._module,
             )
         self._rollback = header[18:19] != b"\x02"
-        _check_side_file_names(path, "-journal" if self._rollback else "-wal")
+        _check_side_file_names(
+            path, "-journal" if self._rollback else "-wal", self._module
+        )
         self._dest_path = path
         self.dest = connect(path, "rw", self._module)
         self._own_dest = True
@@ -333,7 +349,9 @@ class Endpoints:
         folder, name = os.path.split(path)
         if not name:
             raise sqlite_error(
-                SQLITE_CANTOPEN, f"{path}: names a folder, not a database file"
+                SQLITE_CANTOPEN,
+                f"{path}: names a folder, not a database file",
+                self._module,
             )
         self._final = self._dest_path = path
         self._rollback = not self._keep_wal
@@ -407,7 +425,9 @@ class Endpoints:
                 mode = cursor.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
                 if str(mode).lower() == "wal":
                     raise sqlite_error(
-                        5, "the journal mode could not be set back to DELETE"
+                        5,
+                        "the journal mode could not be set back to DELETE",
+                        self._module,
                     )
         except self._module.Error as e:
             if self._final is not None:

@@ -1,13 +1,16 @@
 """SQLite result codes turned into the sqlite3 module's own exceptions.
 
 The class chosen for a result code is the one CPython's and PyPy's sqlite3
-modules choose themselves, and every exception carries ``sqlite_errorcode``
-and ``sqlite_errorname`` as theirs do (Python 3.11+).
+modules choose themselves, taken from the module of the connections copied
+(``pysqlite3.dbapi2.OperationalError`` for pysqlite3's, ...), and every
+exception carries ``sqlite_errorcode`` and ``sqlite_errorname`` as theirs do
+(Python 3.11+, pysqlite3, sqlean, sqlcipher3).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 SQLITE_OK = 0
 SQLITE_BUSY = 5
@@ -63,21 +66,22 @@ def _names() -> dict[int, str]:
 
 ERROR_NAMES = _names()
 
-# The DB-API class for a primary result code, as the sqlite3 module maps it;
-# anything not listed is a DatabaseError.
-_CLASSES: dict[int, type[sqlite3.Error]] = {
-    2: sqlite3.InternalError,  # INTERNAL
-    12: sqlite3.InternalError,  # NOTFOUND
-    18: sqlite3.DataError,  # TOOBIG
-    19: sqlite3.IntegrityError,  # CONSTRAINT
-    20: sqlite3.IntegrityError,  # MISMATCH
-    21: sqlite3.InterfaceError,  # MISUSE
-    25: sqlite3.InterfaceError,  # RANGE
+# The DB-API class for a primary result code, as the sqlite3 module maps it
+# (and pysqlite3, sqlean and sqlcipher3, which share its code); anything not
+# listed is a DatabaseError.
+_CLASSES: dict[int, str] = {
+    2: "InternalError",  # INTERNAL
+    12: "InternalError",  # NOTFOUND
+    18: "DataError",  # TOOBIG
+    19: "IntegrityError",  # CONSTRAINT
+    20: "IntegrityError",  # MISMATCH
+    21: "InterfaceError",  # MISUSE
+    25: "InterfaceError",  # RANGE
 }
 for _code in (1, 3, 4, 5, 6, 8, 9, 10, 13, 14, 15, 16, 17):
     # ERROR PERM ABORT BUSY LOCKED READONLY INTERRUPT IOERR FULL CANTOPEN
     # PROTOCOL EMPTY SCHEMA
-    _CLASSES[_code] = sqlite3.OperationalError
+    _CLASSES[_code] = "OperationalError"
 
 _NOMEM = 7
 
@@ -91,8 +95,10 @@ def error_name(code: int) -> str:
     return ERROR_NAMES.get(code, "SQLITE_UNKNOWN")
 
 
-def sqlite_error(code: int, message: str) -> Exception:
-    """Return the exception the sqlite3 module would raise for ``code``.
+def sqlite_error(code: int, message: str, module: Any = sqlite3) -> Exception:
+    """Return the exception DB-API ``module`` (the sqlite3 module, or
+    pysqlite3's, sqlean's, sqlcipher3's) would raise for ``code``, in its own
+    classes.
 
     >>> e = sqlite_error(5, "database is locked")
     >>> type(e).__name__, e.sqlite_errorcode, e.sqlite_errorname
@@ -101,7 +107,7 @@ def sqlite_error(code: int, message: str) -> Exception:
     primary = code & 0xFF
     if primary == _NOMEM:
         return MemoryError(message)
-    exc = _CLASSES.get(primary, sqlite3.DatabaseError)(message)
+    exc: Any = getattr(module, _CLASSES.get(primary, "DatabaseError"))(message)
     exc.sqlite_errorcode = code
     exc.sqlite_errorname = error_name(code)
-    return exc
+    return exc  # type: ignore[no-any-return]

@@ -21,12 +21,13 @@ from sqlitebck import _errors
 def test_non_connections_are_type_errors(
     src: sqlite3.Connection, dst: sqlite3.Connection, bad: Any
 ) -> None:
+    name = type(bad).__qualname__
     with pytest.raises(
-        TypeError, match=r"source must be a sqlite3\.Connection or a path"
+        TypeError, match=rf"source must be a connection of sqlite3.*, not {name}$"
     ):
         sqlitebck.copy(bad, dst)
     with pytest.raises(
-        TypeError, match=r"dest must be a sqlite3\.Connection or a path"
+        TypeError, match=rf"dest must be a connection of sqlite3.*, not {name}$"
     ):
         sqlitebck.copy(src, bad)
 

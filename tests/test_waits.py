@@ -118,7 +118,7 @@ INTERRUPT_WHILE_COPYING = """
     dst = sqlite3.connect({dest!r})
     left = []
     def progress(status, remaining, total):
-        left.append(remaining)  # before "copying": the signal may come at once
+        left.append(remaining)  # before the parent is told: Ctrl-C may follow
         if len(left) == 1:
             print("copying", flush=True)
     try:
