@@ -62,6 +62,9 @@ typedef struct sqlite3_mutex sqlite3_mutex;
 #define SQLITE_TXN_NONE 0
 #define SQLITE_TXN_WRITE 2
 #define SQLITE_FCNTL_FILE_POINTER 7
+#define SQLITE_NOTFOUND 12
+#define SQLITE_IOERR_SHORT_READ 522
+#define SQLITE_LIMIT_SQL_LENGTH 1
 
 /*
 ** Pages copied by one sqlite3_backup_step() call. Large enough that the
@@ -95,6 +98,7 @@ struct sqlitebck_api {
               void *, char **);
   int (*extended_errcode)(sqlite3 *);
   int (*file_control)(sqlite3 *, const char *, int, void *);
+  int (*limit)(sqlite3 *, int, int);
   int (*finalize)(sqlite3_stmt *);
   void (*free)(void *);
   int (*get_autocommit)(sqlite3 *);
@@ -153,6 +157,7 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
     {"sqlite3_extended_errcode",
      offsetof(struct sqlitebck_api, extended_errcode), 1},
     {"sqlite3_file_control", offsetof(struct sqlitebck_api, file_control), 1},
+    {"sqlite3_limit", offsetof(struct sqlitebck_api, limit), 1},
     {"sqlite3_finalize", offsetof(struct sqlitebck_api, finalize), 1},
     {"sqlite3_free", offsetof(struct sqlitebck_api, free), 1},
     {"sqlite3_get_autocommit", offsetof(struct sqlitebck_api, get_autocommit),
@@ -311,6 +316,67 @@ int sqlitebck_total_changes(int library, uintptr_t connection) {
 int sqlitebck_get_autocommit(int library, uintptr_t connection) {
   const struct sqlitebck_api *api = sqlitebck_api_of(library);
   return api ? api->get_autocommit(sqlitebck_handle(connection)) : -1;
+}
+
+/*
+** The beginning of SQLite's public sqlite3_file and sqlite3_io_methods
+** (stable ABI): a file's first member is its method table, whose members
+** are iVersion, xClose, xRead, and more that are not needed here.
+*/
+struct sqlitebck_io_methods {
+  int version;
+  int (*close)(struct sqlitebck_file *);
+  int (*read)(struct sqlitebck_file *, void *, int, long long);
+};
+struct sqlitebck_file {
+  const struct sqlitebck_io_methods *methods;
+};
+
+/*
+** Read the first N bytes of the database file of schema SCHEMA of DB into
+** BUF, through the file object SQLite has open for it (in library API):
+** never by opening the file again, since closing another descriptor of a
+** file drops every POSIX lock that the process holds on it. Returns
+** SQLITE_OK; SQLITE_IOERR_SHORT_READ if the file is shorter (BUF is then
+** zero-filled past its end); SQLITE_NOTFOUND if the schema has no file open
+** (an in-memory database); or another error of the read.
+*/
+static int sqlitebck_read_file(const struct sqlitebck_api *api, sqlite3 *db,
+                               const char *schema, unsigned char *buf, int n) {
+  struct sqlitebck_file *file = 0;
+
+  if (api->file_control(db, schema, SQLITE_FCNTL_FILE_POINTER, &file) !=
+          SQLITE_OK ||
+      file == 0 || file->methods == 0 || file->methods->version < 1 ||
+      file->methods->close == 0 || file->methods->read == 0) {
+    return SQLITE_NOTFOUND;
+  }
+  return file->methods->read(file, buf, n, 0);
+}
+
+/*
+** Read the first N bytes of the database file of schema SCHEMA of
+** CONNECTION, in library LIBRARY, into BUF (see sqlitebck_read_file()):
+** the header of a file the library opened itself, read without a second
+** descriptor. SQLITE_MISUSE if no library has that index.
+*/
+int sqlitebck_read_header(int library, uintptr_t connection, const char *schema,
+                          unsigned char *buf, int n) {
+  const struct sqlitebck_api *api = sqlitebck_api_of(library);
+  return api ? sqlitebck_read_file(api, sqlitebck_handle(connection), schema,
+                                   buf, n)
+             : SQLITE_MISUSE;
+}
+
+/*
+** The file name of schema SCHEMA of CONNECTION, in library LIBRARY: "" for
+** an in-memory or temporary database, 0 if there is no such schema (or no
+** library with that index). Not a result code.
+*/
+const char *sqlitebck_filename(int library, uintptr_t connection,
+                               const char *schema) {
+  const struct sqlitebck_api *api = sqlitebck_api_of(library);
+  return api ? api->db_filename(sqlitebck_handle(connection), schema) : 0;
 }
 
 /* Milliseconds on a monotonic clock. */
@@ -498,6 +564,7 @@ struct sqlitebck_job {
   sqlite3_stmt *src_guard; /* statements keeping the connections from being */
   sqlite3_stmt *dst_guard; /*   freed (see sqlitebck_guard()), or 0 */
   int locked;              /* 1 while this thread holds both db mutexes */
+  int dst_sql_limit;       /* dst's SQL length limit to give back, or -1 */
   int users;               /* 1: src listed; 2: dst listed too */
   char *src_schema;        /* copy of the source schema name */
   char schema_buf[32];     /* where src_schema points when it is short */
@@ -798,37 +865,16 @@ static int sqlitebck_pin(sqlitebck_job *job) {
 }
 
 /*
-** The beginning of SQLite's public sqlite3_file and sqlite3_io_methods
-** (stable ABI): a file's first member is its method table, whose members
-** are iVersion, xClose, xRead, and more that are not needed here.
-*/
-struct sqlitebck_io_methods {
-  int version;
-  int (*close)(struct sqlitebck_file *);
-  int (*read)(struct sqlitebck_file *, void *, int, long long);
-};
-struct sqlitebck_file {
-  const struct sqlitebck_io_methods *methods;
-};
-
-/*
 ** Return 1 if the source database file is in WAL mode, else 0: bytes 18
 ** and 19 of its header (the file format versions) are 2. Read through the
 ** file object SQLite has open, under the job's snapshot, never by a
 ** statement that the caller's callbacks would see.
 */
 static int sqlitebck_source_is_wal(sqlitebck_job *job) {
-  struct sqlitebck_file *file = 0;
   unsigned char header[20];
-
-  if (job->api->file_control(job->src, job->src_schema,
-                             SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
-      file == 0 || file->methods == 0 || file->methods->version < 1 ||
-      file->methods->close == 0 || file->methods->read == 0 ||
-      file->methods->read(file, header, sizeof header, 0) != SQLITE_OK) {
-    return 0;
-  }
-  return header[18] == 2 && header[19] == 2;
+  int rc = sqlitebck_read_file(job->api, job->src, job->src_schema, header,
+                               sizeof header);
+  return rc == SQLITE_OK && header[18] == 2 && header[19] == 2;
 }
 
 /* Release the snapshot taken by sqlitebck_pin(), if any. */
@@ -914,6 +960,13 @@ static void sqlitebck_free_schema(sqlitebck_job *job) {
 **     from a callback or between steps then leaves a "zombie" connection,
 **     which SQLite frees once sqlitebck_release() finalizes the guards.
 **
+** While a job is open between two calls, the destination refuses new
+** statements: its SQL length limit is zero, so that any statement prepared
+** on it fails at once with SQLITE_TOOBIG ("statement too long") instead of
+** running inside the backup's half-written transaction; the limit is given
+** back when the job ends. (A statement its owner had prepared before is
+** caught by sqlitebck_check_dst() instead.)
+**
 ** So a small copy between connections in memory, done in one call that runs
 ** no statement, pays for no guard. Ending a job (sqlitebck_end_locked())
 ** touches the connections only while the mutexes are held and before the
@@ -968,6 +1021,10 @@ static int sqlitebck_end_locked(sqlitebck_job *job) {
     job->api->commit_hook(job->dst, 0, 0);
     job->api->rollback_hook(job->dst, 0, 0);
   }
+  if (job->dst_sql_limit >= 0) {
+    job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH, job->dst_sql_limit);
+    job->dst_sql_limit = -1;
+  }
   if (job->users >= 1) {
     sqlitebck_unuse(job, job->src, 0);
   }
@@ -1013,6 +1070,9 @@ static int sqlitebck_return(sqlitebck_job *job, int rc) {
     if (guarded != SQLITE_OK) {
       rc = guarded;
       sqlitebck_end_locked(job);
+    } else if (job->dst_sql_limit < 0) {
+      job->dst_sql_limit =
+          job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH, 0);
     }
   }
   if (job->locked) {
@@ -1050,6 +1110,7 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
   memset(&job->counts, 0, sizeof job->counts);
   job->batch_left = 0;
   job->dst_disturbed = 0;
+  job->dst_sql_limit = -1;
   if (api == 0) {
     return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_USAGE,
                           "no SQLite library is bound under that index", 0);

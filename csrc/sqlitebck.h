@@ -55,6 +55,10 @@ sqlite3 *sqlitebck_handle(uintptr_t connection);
 int sqlitebck_total_changes(int library, uintptr_t connection);
 int sqlitebck_get_autocommit(int library, uintptr_t connection);
 
+int sqlitebck_read_header(int library, uintptr_t connection, const char *schema,
+                          unsigned char *buf, int n);
+const char *sqlitebck_filename(int library, uintptr_t connection,
+                               const char *schema);
 sqlitebck_job *sqlitebck_job_new(void);
 void sqlitebck_job_free(sqlitebck_job *job);
 const sqlitebck_counts *sqlitebck_job_counts(const sqlitebck_job *job);

@@ -363,7 +363,9 @@ def _copy_ends(
     # waits for a point between two of them (see _interrupts).
     with HeldInterrupts() as held:
         stop = held if checkpoint is None else checkpoint
-        ends = Endpoints(source, dest, keep_wal=keep_wal, module=pb.module)
+        ends = Endpoints(
+            source, dest, keep_wal=keep_wal, module=pb.module, source_name=sname
+        )
         try:
             result = _copy(
                 ends.source,
@@ -488,8 +490,31 @@ class Backup:
         sb, db, pb = _bindings(src, dst)
         self._usage = (sb or pb) if (sb or pb).dbapi else (db or pb)
         self._job = job = _Job()
+        try:
+            self._open(job, src, sb, dst, db, pb, sname, dname, keep_wal)
+        except BaseException:
+            # A Ctrl-C held back while opening is delivered as the block ends:
+            # whatever was opened is closed before it propagates.
+            self._abandon()
+            raise
+
+    def _open(
+        self,
+        job: _Job,
+        src: Any,
+        sb: Binding | None,
+        dst: Any,
+        db: Binding | None,
+        pb: Binding,
+        sname: bytes,
+        dname: bytes,
+        keep_wal: bool,
+    ) -> None:
+        """Open the ends and start the job, with Ctrl-C held back."""
         with HeldInterrupts() as held:
-            ends = Endpoints(src, dst, keep_wal=keep_wal, module=pb.module)
+            ends = Endpoints(
+                src, dst, keep_wal=keep_wal, module=pb.module, source_name=sname
+            )
             try:
                 # Opened as an online copy: the caller may pause between steps
                 # for as long as it likes, so no snapshot is held unless the
@@ -505,6 +530,16 @@ class Backup:
                 ends.close(complete=False)
                 raise
             self._ends = ends
+
+    def _abandon(self) -> None:
+        """End the job and close the ends, if they were opened."""
+        with HeldInterrupts():
+            ends, self._ends = self._ends, None
+            try:
+                lib.sqlitebck_end(self._job.c)
+            finally:
+                if ends is not None:
+                    ends.close(complete=False)
 
     def _claim(self) -> None:
         """Claim the object for one call, or raise ProgrammingError."""

@@ -137,6 +137,7 @@ async def acopy(
     npages, delay, wait, sname, dname = args
 
     def work() -> sqlitebck.CopyResult:
+        stop.check()  # cancelled while the copy waited for its thread
         return sqlitebck._copy_ends(
             _thread_side(source),
             _thread_side(dest),
@@ -159,9 +160,13 @@ async def acopy(
     try:
         return await asyncio.shield(run)
     except asyncio.CancelledError:
-        if run.done():
-            raise
         stop.cancel()
-        with contextlib.suppress(BaseException):  # what counts is the cancel
-            await run  # the copy ends (and rolls back) on its thread
+        # The copy ends (and rolls back) on its thread; whatever else comes
+        # (another cancellation), the destination is settled before this
+        # task goes on.
+        while not run.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({run})
+        if not run.cancelled():
+            run.exception()  # retrieved: the cancellation is what counts
         raise

@@ -29,8 +29,10 @@ import warnings
 from types import ModuleType
 from typing import Any, Callable, Protocol, Union
 
+from sqlitebck import _binding
 from sqlitebck._errors import sqlite_error
 from sqlitebck._frameworks import AioConnection, FrameworkConnection
+from sqlitebck._sqlitebck import ffi, lib
 
 
 class APSWConnection(Protocol):
@@ -63,6 +65,7 @@ PRIVATE_SUFFIX = ".sqlitebck-tmp"
 _COPY_NAME = "copy.db"
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _READONLY = "attempt to write a readonly database"
+_SHORT_READ = 522  # SQLITE_IOERR_SHORT_READ: the rest of the buffer is zeros
 
 
 def uri(path: Path, mode: str) -> str:
@@ -125,10 +128,19 @@ def _fsync(path: str, directory: bool = False) -> None:
         os.close(fd)
 
 
-def _header(path: str, size: int = 100) -> bytes:
-    """The first ``size`` bytes of file ``path``."""
-    with open(path, "rb") as f:
-        return f.read(size)
+def _file_header(conn: Any, schema: bytes = b"main") -> bytes | None:
+    """The first 100 bytes of the database file of ``schema`` of connection
+    ``conn`` (zeros past its end), read through the file SQLite has open:
+    opening the file again and closing it would drop every POSIX lock this
+    process holds on it, the caller's included. None if there is no file."""
+    binding = _binding.binding_of(conn)
+    if binding is None:
+        return None
+    buf = ffi.new("unsigned char[]", 100)
+    rc = lib.sqlitebck_read_header(
+        binding.library, binding.ref(conn), schema, buf, len(buf)
+    )
+    return bytes(ffi.buffer(buf)) if rc in (0, _SHORT_READ) else None
 
 
 def _renamed(error: OSError, path: str) -> OSError:
@@ -158,7 +170,9 @@ def _kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
-def _unreadable(path: str, error: Exception, module: Any) -> Exception | None:
+def _unreadable(
+    path: str, conn: Any, error: Exception, module: Any
+) -> Exception | None:
     """Explain why source ``path`` cannot be opened read-only, if that is what
     ``error`` (from a first read) says; None for any other error."""
     code = getattr(error, "sqlite_errorcode", None)
@@ -166,10 +180,10 @@ def _unreadable(path: str, error: Exception, module: Any) -> Exception | None:
     readonly = code & 0xFF == 8 if code is not None else str(error) == _READONLY
     if not readonly:
         return None
-    try:
-        wal = _header(path)[18:19] == b"\x02"
-    except OSError:
+    header = _file_header(conn)
+    if header is None:
         return None
+    wal = header[18:19] == b"\x02"
     if wal and not os.path.exists(path + "-shm"):
         return sqlite_error(
             SQLITE_READONLY_DIRECTORY,
@@ -213,21 +227,25 @@ def _check_side_file_names(path: str, suffix: str, module: Any) -> None:
         )
 
 
-def _new_file_mode(source: Any) -> int:
-    """Permission bits for a copy of connection ``source``: those that all
-    its database files share (0o666 for databases that are not files)."""
-    mode = 0o666
+def _new_file_mode(source: Any, schema: bytes) -> int:
+    """Permission bits for a copy of schema ``schema`` of connection
+    ``source``: its file's (0o666 for a database that is not a file). The
+    name comes from SQLite (sqlite3_db_filename), not from a statement."""
+    binding = _binding.binding_of(source)
+    if binding is None:
+        return 0o666
     try:
-        files = [row[2] for row in source.execute("PRAGMA database_list")]
-    except Exception:  # closed, another thread: the copy will say so
-        return mode
-    for name in files:
-        with contextlib.suppress(OSError, ValueError):
-            if name:
-                st = os.stat(name)
-                if stat.S_ISREG(st.st_mode):
-                    mode &= stat.S_IMODE(st.st_mode)
-    return mode
+        binding.check(source)  # closed, another thread: the copy will say so
+    except Exception:
+        return 0o666
+    name = lib.sqlitebck_filename(binding.library, binding.ref(source), schema)
+    if name == ffi.NULL or not ffi.string(name):
+        return 0o666
+    try:
+        st = os.stat(os.fsdecode(ffi.string(name)))
+    except (OSError, ValueError):
+        return 0o666
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else 0o666
 
 
 class Endpoints:
@@ -247,6 +265,7 @@ class Endpoints:
         *,
         keep_wal: bool = False,
         module: ModuleType = sqlite3,
+        source_name: bytes = b"main",
     ) -> None:
         self._module = module
         self._keep_wal = keep_wal
@@ -279,7 +298,7 @@ class Endpoints:
                 self._open_existing(dst_path)
             else:
                 if source_mode is None:
-                    source_mode = _new_file_mode(self.source)
+                    source_mode = _new_file_mode(self.source, source_name)
                 self._create(dst_path, source_mode)
         except BaseException:
             self.close(complete=False)
@@ -289,10 +308,17 @@ class Endpoints:
         """Open ``path`` read-only as the source; return its permission bits
         (0o666 if it is not a regular file)."""
         st = os.stat(path)  # FileNotFoundError names the missing file
-        regular = stat.S_ISREG(st.st_mode)
+        if not stat.S_ISREG(st.st_mode):
+            # /dev/null reads as an empty database, and a pipe blocks the open
+            # for ever: neither is a database to copy.
+            raise sqlite_error(
+                SQLITE_CANTOPEN,
+                f"{path}: is {_kind(st.st_mode)}, not a database file",
+                self._module,
+            )
         # An empty file is an empty database to SQLite: copying it would wipe
         # the destination, and a path to one is almost surely a mistake.
-        if regular and st.st_size == 0:
+        if st.st_size == 0:
             raise sqlite_error(
                 SQLITE_NOTADB, f"{path}: an empty file, not a database", self._module
             )
@@ -302,11 +328,11 @@ class Endpoints:
         try:
             self.source.execute("PRAGMA schema_version").fetchall()
         except self._module.Error as e:
-            explained = _unreadable(path, e, self._module)
+            explained = _unreadable(path, self.source, e, self._module)
             if explained is not None:
                 raise explained from None
             # Anything else (a lock, not a database) the copy reports itself.
-        return stat.S_IMODE(st.st_mode) if regular else 0o666
+        return stat.S_IMODE(st.st_mode)
 
     def _open_existing(self, path: str) -> None:
         """Open existing destination ``path``, refusing what is no database."""
@@ -328,7 +354,10 @@ class Endpoints:
                 "file; not writing to it",
                 self._module,
             )
-        header = _header(path)
+        self._dest_path = path
+        self.dest = connect(path, "rw", self._module)
+        self._own_dest = True
+        header = _file_header(self.dest) or bytes(100)
         if st.st_size > 0 and header[:16] != MAGIC:
             raise sqlite_error(
                 SQLITE_NOTADB,
@@ -339,9 +368,6 @@ class Endpoints:
         _check_side_file_names(
             path, "-journal" if self._rollback else "-wal", self._module
         )
-        self._dest_path = path
-        self.dest = connect(path, "rw", self._module)
-        self._own_dest = True
 
     def _create(self, path: str, source_mode: int) -> None:
         """Open an empty file in a new private folder beside ``path``; the

@@ -17,6 +17,7 @@ nothing.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Any, Callable, Protocol, Union
@@ -44,11 +45,16 @@ class HeldInterrupts:
         self._holding = False
 
     def __enter__(self) -> HeldInterrupts:
-        if threading.current_thread() is threading.main_thread():
+        if (
+            threading.current_thread() is threading.main_thread()
+            and not sys.is_finalizing()
+        ):
             try:
-                self._previous = signal.signal(signal.SIGINT, self._record)
+                previous = signal.signal(signal.SIGINT, self._record)
             except ValueError:  # not the main interpreter
                 return self
+            # None: a handler not set from Python, which only SIG_DFL restores.
+            self._previous = signal.SIG_DFL if previous is None else previous
             self._holding = True
         return self
 

@@ -16,7 +16,6 @@ import os
 import re
 import signal
 import sqlite3
-import stat
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, TextIO
 
 import sqlitebck
-from sqlitebck._endpoints import MAGIC, connect
+from sqlitebck._endpoints import connect
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -136,28 +135,6 @@ def _integrity(path: str) -> str:
         conn.close()
     # One line: SQLite puts several problems in one row, a line each.
     return "; ".join(line for r in found for line in str(r).splitlines())
-
-
-def _state(path: str) -> object:
-    """What shows whether a copy changed ``path``: None while it does not
-    exist, else its schema cookie, which every backup commit increments (or,
-    for what is not a database, something the copy would never change)."""
-    if not os.path.lexists(path):
-        return None
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return "not a regular file"  # refused by the copy
-        with open(path, "rb") as f:
-            header = f.read(16)
-    except OSError as e:  # a dangling link: refused by the copy
-        return e.errno
-    if header and header != MAGIC:
-        return header
-    conn = connect(path, "rw", timeout=2)
-    try:
-        return conn.execute("PRAGMA schema_version").fetchone()[0]
-    finally:
-        conn.close()
 
 
 def _number(
@@ -327,16 +304,14 @@ class Folder:
         return doomed
 
 
-_NOT_STARTED = object()
-
-
 class Run:
     """What one run has done so far: enough to tell the truth on Ctrl-C."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.dest: str | None = None
-        self.before: object = _NOT_STARTED  # _state(dest) before the copy
+        self.existed: bool | None = None  # whether DEST existed; None: not begun
+        self.committed = False  # the copy's final progress call has come
         self.result: sqlitebck.CopyResult | None = None
         self.copied = False
         self.verified: str | None = None
@@ -356,17 +331,14 @@ class Run:
         timeout = None if math.isinf(args.timeout) else args.timeout
         for attempt in range(1, _NAME_ATTEMPTS + 1):
             dest = self.dest = folder.new_name() if folder else target
-            try:
-                self.before = _state(dest)
-            except sqlite3.Error as e:  # the copy refuses it, or says why
-                self.before = str(e)
+            self.existed = os.path.lexists(dest)
             try:
                 self.result = sqlitebck.copy(
                     source,
                     dest,
                     args.pages,
                     args.sleep,
-                    progress=bar,
+                    progress=self._progress(bar),
                     source_name=args.source_name,
                     dest_name=args.dest_name,
                     timeout=timeout,
@@ -402,6 +374,18 @@ class Run:
                 return _fail(f"{dest}: copied, but old backups were not removed: {e}")
         self.report()
         return EXIT_OK
+
+    def _progress(self, bar: ProgressBar | None) -> sqlitebck.Progress:
+        """The progress callback: draws ``bar``, and notes the final call,
+        which comes once the copy is committed."""
+
+        def progress(status: int, remaining: int, total: int) -> None:
+            if status == 101:
+                self.committed = True
+            if bar is not None:
+                bar(status, remaining, total)
+
+        return progress
 
     def report(self, note: str = "") -> None:
         """Print the summary (or the JSON line) of a copy that is complete."""
@@ -442,20 +426,15 @@ class Run:
         """The exit code and words for a Ctrl-C: 130 only if DEST is as it was.
 
         A copy commits inside ``copy()``, so an interrupt may arrive after its
-        commit and before it returns; DEST itself tells: a new one exists, an
-        existing one has a new schema cookie.
+        commit and before it returns: a new DEST exists only if it was
+        published, an existing one changed only if the copy committed.
         """
         dest = self.dest
-        if not self.copied and dest is not None and self.before is not _NOT_STARTED:
-            try:
-                self.copied = _state(dest) != self.before
-            except (sqlite3.Error, OSError) as e:
-                print(
-                    f"sqlitebck: interrupted; could not tell whether {_shown(dest)} "
-                    f"changed: {_shown(str(e))}",
-                    file=sys.stderr,
-                )
-                return EXIT_FAILED
+        if not self.copied and dest is not None and self.existed is not None:
+            # An existing DEST changed if the copy committed; a new one exists
+            # only once published (and sqlitebck.copy() delivers a Ctrl-C
+            # only after the final progress call, or not at all).
+            self.copied = self.committed if self.existed else os.path.lexists(dest)
         if not self.copied or dest is None:
             where = self.dest or self.args.dest
             print(

@@ -182,3 +182,62 @@ def test_an_exception_from_progress_ends_the_copy(tmp_path: Path) -> None:
     asyncio.run(main())
     assert rows(dest) == before
     assert writable(dest)
+
+
+def test_cancelled_before_its_thread_is_free_the_copy_never_starts(
+    tmp_path: Path,
+) -> None:
+    import concurrent.futures
+
+    source = make_db(tmp_path / "src.db", rows=200)
+    dest = tmp_path / "dst.db"
+    old_dest(dest)
+    before = rows(dest)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(1))
+        busy = loop.run_in_executor(None, time.sleep, 0.3)  # the only thread
+        task = asyncio.ensure_future(sqlitebck.acopy(source, dest))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await busy
+
+    asyncio.run(main())
+    assert rows(dest) == before
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_cancelling_twice_still_waits_for_the_copy_to_end(
+    tmp_path: Path, existing: bool
+) -> None:
+    source = make_db(tmp_path / "src.db", rows=3000)
+    dest = tmp_path / "dst.db"
+    if existing:
+        old_dest(dest)
+    before = rows(dest) if existing else None
+
+    async def main() -> None:
+        started = asyncio.Event()
+        task = asyncio.ensure_future(
+            sqlitebck.acopy(
+                source, dest, pages=5, sleep=30, progress=lambda *a: started.set()
+            )
+        )
+        await started.wait()
+        task.cancel()
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Settled before the task returned: unlocked, no temporary folder.
+        assert sorted(p.name for p in tmp_path.iterdir()) == (
+            ["dst.db", "src.db"] if existing else ["src.db"]
+        )
+        if existing:
+            assert writable(dest)
+
+    asyncio.run(main())
+    assert (rows(dest) if existing else None) == before

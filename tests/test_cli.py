@@ -316,11 +316,13 @@ INTERRUPT_AT = """
     import os, signal, sys
     import sqlitebck, sqlitebck.cli
     real = sqlitebck.copy
-    def interrupt(status, remaining, total):
-        if status == 101:
-            os.kill(os.getpid(), signal.SIGINT)
     def copy(*args, **kwargs):
         if WHEN == "commit":
+            theirs = kwargs["progress"]
+            def interrupt(status, remaining, total):
+                theirs(status, remaining, total)
+                if status == 101:
+                    os.kill(os.getpid(), signal.SIGINT)
             kwargs["progress"] = interrupt
         result = real(*args, **kwargs)
         if WHEN == "returned":

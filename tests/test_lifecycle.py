@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -286,11 +288,13 @@ USES = {
 @pytest.mark.parametrize("use", sorted(USES))
 @pytest.mark.parametrize("isolation", ["DEFERRED", None])
 @pytest.mark.parametrize("on_disk", [False, True])
-def test_using_the_destination_during_a_copy_abandons_it(
+@pytest.mark.parametrize("cached", [False, True])
+def test_using_the_destination_during_a_copy_never_corrupts_it(
     tmp_path: Path,
     use: str,
     isolation: Literal["DEFERRED"] | None,
     on_disk: bool,
+    cached: bool,
     connect: Connect,
 ) -> None:
     src = connect(":memory:")
@@ -298,37 +302,78 @@ def test_using_the_destination_during_a_copy_abandons_it(
     path = str(tmp_path / "dest.db") if on_disk else ":memory:"
     dst = connect(path, isolation_level=isolation)
     old_content(dst)
+    if cached:  # the statement is in the sqlite3 module's cache: not prepared
+        USES[use](dst)
+        dst.rollback()
+        dst.execute("DROP TABLE IF EXISTS stray")
+        dst.commit()
     before = rows(dst, "old")
-    errors: list[BaseException] = []
+    outcome: list[BaseException | None] = []
 
     def progress(status: int, remaining: int, total: int) -> None:
-        if status == 0 and not errors:
+        if status == 0 and not outcome:
             try:
                 USES[use](dst)
-            except sqlite3.Error as e:  # the use itself may be refused
-                errors.append(e)
+            except sqlite3.Error as e:
+                outcome.append(e)
             else:
-                errors.append(Exception("not refused"))
+                outcome.append(None)
 
-    with pytest.raises(sqlite3.ProgrammingError, match="used during the copy"):
+    try:
         sqlitebck.copy(src, dst, pages=5, progress=progress)
+    except sqlite3.ProgrammingError as e:  # the copy noticed the use
+        assert "used during the copy" in str(e)
+        copied = False
+    else:
+        copied = True
     if dst.in_transaction:
         dst.rollback()
     assert integrity(dst) == "ok"
-    assert rows(dst, "old") == before
-    names = dst.execute("SELECT name FROM sqlite_master").fetchall()
-    assert names == [("old",)]
+    if copied:  # the use was refused, and changed nothing
+        assert isinstance(outcome[0], sqlite3.Error), outcome
+        assert rows(dst) == rows(src)
+        assert dst.execute("SELECT name FROM sqlite_master").fetchall() == [("t",)]
+    else:
+        assert rows(dst, "old") == before
+        assert dst.execute("SELECT name FROM sqlite_master").fetchall() == [("old",)]
+    if not cached:  # a new statement is refused before it runs
+        assert copied and re.search("too (long|large)", str(outcome[0]))
     # The destination is free, and the next copy works.
     sqlitebck.copy(src, dst)
     assert rows(dst) == rows(src)
 
 
-def test_reading_the_destination_between_backup_steps_abandons_it(
+@pytest.mark.parametrize("autocommit", [False, True])
+def test_schema_changes_on_a_destination_in_a_transaction_are_refused(
+    tmp_path: Path, autocommit: bool, connect: Connect
+) -> None:
+    src = connect(make_db(tmp_path / "src.db", rows=400))
+    dst = connect(tmp_path / "dest.db", isolation_level=None)
+    old_content(dst)
+    if not autocommit:
+        dst.execute("BEGIN")  # nothing read yet: SQLite accepts it
+    with sqlitebck.Backup(src, dst) as backup:
+        backup.step(3)
+        with pytest.raises(sqlite3.Error, match=r"too (long|large)"):
+            dst.execute("CREATE TABLE stray(x)")
+        with pytest.raises(sqlite3.Error, match=r"too (long|large)"):
+            dst.execute("PRAGMA user_version = 7")
+        while not backup.step(5):
+            pass
+    if dst.in_transaction:
+        dst.execute("COMMIT")
+    assert integrity(tmp_path / "dest.db") == "ok"
+    assert rows(tmp_path / "dest.db") == rows(src)
+    dst.execute("CREATE TABLE fine(x)")  # the destination takes statements again
+
+
+def test_a_cached_read_between_backup_steps_abandons_the_copy(
     tmp_path: Path, connect: Connect
 ) -> None:
     src = connect(make_db(tmp_path / "src.db", rows=400))
     dst = connect(tmp_path / "dest.db")
     old_content(dst)
+    dst.execute("SELECT * FROM old").fetchall()  # now in the statement cache
     backup = sqlitebck.Backup(src, dst)
     backup.step(3)
     with pytest.raises(sqlite3.Error):
@@ -492,3 +537,37 @@ def test_trace_callbacks_see_only_the_documented_statements(
     for pages in (0, 3):
         sqlitebck.copy(src, dst, pages=pages)
     assert set(seen) <= (DOCUMENTED if on_disk else set())
+
+
+def test_a_refused_copy_keeps_the_callers_locks_on_the_file(
+    tmp_path: Path, connect: Connect
+) -> None:
+    """Nothing opens a database file a second time behind SQLite's back:
+    closing such a descriptor would drop every POSIX lock of the process on
+    the file, and another process could write under a reader's feet."""
+    app = make_db(tmp_path / "app.db", rows=50)
+    reader = connect(app, isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (50,)
+    writer = """
+        import sqlite3, sys
+        c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+        try:
+            c.execute("BEGIN EXCLUSIVE")
+            c.execute("DELETE FROM t")
+            c.execute("COMMIT")
+            print("wrote")
+        except sqlite3.OperationalError:
+            print("locked")
+    """
+    for attempt in ("same file", "restore"):
+        with pytest.raises((ValueError, sqlite3.OperationalError)):
+            if attempt == "same file":
+                sqlitebck.copy(reader, app)
+            else:  # waits for the reader's lock, then gives up
+                sqlitebck.copy(make_db(tmp_path / "b.db", rows=5), app, timeout=0.1)
+        child = python(with_args(textwrap.dedent(writer), app))
+        out, err = child.communicate(timeout=60)
+        assert out.strip() == "locked", err
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (50,)
+    reader.execute("COMMIT")

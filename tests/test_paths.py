@@ -591,3 +591,15 @@ def test_restore_into_a_live_database(tmp_path: Path) -> None:
     assert integrity(app) == "ok"
     app.close()
     reader.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX only")
+def test_a_source_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    dest = make_db(tmp_path / "important.db", rows=5)
+    before = rows(dest)
+    fifo = tmp_path / "pipe.db"
+    os.mkfifo(fifo)
+    for source in (os.devnull, fifo):  # an empty database; an open that blocks
+        with pytest.raises(sqlite3.OperationalError, match="not a database file"):
+            sqlitebck.copy(source, dest)
+    assert rows(dest) == before
