@@ -337,7 +337,7 @@ def test_using_the_destination_during_a_copy_never_corrupts_it(
         assert rows(dst, "old") == before
         assert dst.execute("SELECT name FROM sqlite_master").fetchall() == [("old",)]
     if not cached:  # a new statement is refused before it runs
-        assert copied and re.search("too (long|large)", str(outcome[0]))
+        assert copied and re.search("too (long|large|big)", str(outcome[0]))
     # The destination is free, and the next copy works.
     sqlitebck.copy(src, dst)
     assert rows(dst) == rows(src)
@@ -354,9 +354,9 @@ def test_schema_changes_on_a_destination_in_a_transaction_are_refused(
         dst.execute("BEGIN")  # nothing read yet: SQLite accepts it
     with sqlitebck.Backup(src, dst) as backup:
         backup.step(3)
-        with pytest.raises(sqlite3.Error, match=r"too (long|large)"):
+        with pytest.raises(sqlite3.Error, match=r"too (long|large|big)"):
             dst.execute("CREATE TABLE stray(x)")
-        with pytest.raises(sqlite3.Error, match=r"too (long|large)"):
+        with pytest.raises(sqlite3.Error, match=r"too (long|large|big)"):
             dst.execute("PRAGMA user_version = 7")
         while not backup.step(5):
             pass
