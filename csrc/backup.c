@@ -70,7 +70,8 @@ typedef struct sqlite3_mutex sqlite3_mutex;
 /*
 ** The SQLite functions this file calls, resolved by sqlitebck_bind().
 ** txn_state is optional (SQLite 3.34.0 and later); everything else has been
-** in SQLite since 3.7.15.
+** in SQLite since 3.7.15. vfs_find and vfs_register are optional too: only
+** the VFS shims of vfs.c need them.
 */
 struct sqlitebck_file;
 struct sqlitebck_api {
@@ -105,6 +106,8 @@ struct sqlitebck_api {
   int (*stmt_busy)(sqlite3_stmt *);
   int (*total_changes)(sqlite3 *);
   int (*txn_state)(sqlite3 *, const char *);
+  sqlitebck_vfs_find vfs_find;
+  sqlitebck_vfs_register vfs_register;
 };
 
 static struct sqlitebck_api sqlitebck_sqlite;
@@ -149,6 +152,8 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
     {"sqlite3_stmt_busy", offsetof(struct sqlitebck_api, stmt_busy), 1},
     {"sqlite3_total_changes", offsetof(struct sqlitebck_api, total_changes), 1},
     {"sqlite3_txn_state", offsetof(struct sqlitebck_api, txn_state), 0},
+    {"sqlite3_vfs_find", offsetof(struct sqlitebck_api, vfs_find), 0},
+    {"sqlite3_vfs_register", offsetof(struct sqlitebck_api, vfs_register), 0},
 };
 
 /*
@@ -161,7 +166,9 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
 **
 ** Returns SQLITE_OK, or SQLITE_ERROR with a message in ERR (NERR bytes)
 ** naming what was tried; on failure the previous binding is kept. This is
-** the one place that knows about the platform's dynamic loader.
+** the one place that knows about the platform's dynamic loader. The VFS
+** shims of vfs.c are registered on the library bound (when that fails, the
+** library is bound all the same, and sqlitebck_vfs_name() names no shim).
 */
 int sqlitebck_bind(const char *library, char *err, int nerr) {
   struct sqlitebck_api api;
@@ -203,6 +210,7 @@ int sqlitebck_bind(const char *library, char *err, int nerr) {
     memcpy((char *)&api + s->offset, &f, sizeof f);
   }
   sqlitebck_sqlite = api;
+  sqlitebck_vfs_install(api.vfs_find, api.vfs_register);
   return SQLITE_OK;
 }
 

@@ -13,6 +13,13 @@ goes into a private folder (mode 0700) created beside it, where nobody else
 can swap or read the file, is made durable, and is then linked into place
 under its final name, so that the final path never holds a partial copy,
 whenever the process dies.
+
+Files the package opens itself go through the VFS shims of ``csrc/vfs.c``
+(when the bound SQLite has them, and the DB-API module is ``sqlite3``): a
+source path is read ahead, and the private copy of a new destination is
+written in large sequential writes, without a rollback journal (it is
+discarded on failure, and made durable before it is published). Files of
+the caller's own connections never are.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from types import ModuleType
 from typing import Callable, Union
 
 from sqlitebck._errors import sqlite_error
+from sqlitebck._sqlitebck import ffi, lib
 
 Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 Endpoint = Union[sqlite3.Connection, Path]
@@ -47,10 +55,17 @@ PRIVATE_SUFFIX = ".sqlitebck-tmp"
 _COPY_NAME = "copy.db"
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _READONLY = "attempt to write a readonly database"
+#: Whether files the package opens itself use the VFS shims (tests turn it
+#: off to run the same faults through SQLite's own VFS).
+USE_SHIMS = True
+# Page cache of the connections the package opens itself, in pages: a copy
+# reads and writes every page once, and a small cache stays in the CPU's.
+_SHIM_CACHE_PAGES = 256
 
 
-def uri(path: Path, mode: str) -> str:
-    """The URI that names file ``path`` to SQLite, opened with ``mode``.
+def uri(path: Path, mode: str, vfs: str | None = None) -> str:
+    """The URI that names file ``path`` to SQLite, opened with ``mode``
+    (and through VFS ``vfs``, if given).
 
     The name is made absolute (against the current folder, without resolving
     anything) and every byte of it is percent-encoded except letters, digits,
@@ -69,18 +84,34 @@ def uri(path: Path, mode: str) -> str:
         name = os.path.join(os.getcwdb(), name)
     if os.sep == "\\":  # Windows: C:\x becomes /C:/x
         name = b"/" + name.replace(b"\\", b"/")
-    return f"file://{urllib.parse.quote_from_bytes(name, safe='/')}?mode={mode}"
+    query = f"mode={mode}" if vfs is None else f"mode={mode}&vfs={vfs}"
+    return f"file://{urllib.parse.quote_from_bytes(name, safe='/')}?{query}"
 
 
 def connect(
-    path: Path, mode: str, module: ModuleType = sqlite3, timeout: float = 5.0
+    path: Path,
+    mode: str,
+    module: ModuleType = sqlite3,
+    timeout: float = 5.0,
+    vfs: str | None = None,
 ) -> sqlite3.Connection:
     """Open file ``path`` with DB-API ``module`` (SQLite URI ``mode``:
-    ``ro``, ``rw`` or ``rwc``); the one place where the package opens a file."""
+    ``ro``, ``rw`` or ``rwc``), through VFS ``vfs`` if given; the one place
+    where the package opens a file."""
     conn: sqlite3.Connection = module.connect(
-        uri(path, mode), uri=True, timeout=timeout
+        uri(path, mode, vfs), uri=True, timeout=timeout
     )
     return conn
+
+
+def shim(kind: int, module: ModuleType) -> str | None:
+    """The name of VFS shim ``kind`` (``lib.SQLITEBCK_VFS_*``) for a file the
+    package opens itself with ``module``; None where it is not to be used:
+    turned off, another SQLite (another DB-API module), or not registered."""
+    if not USE_SHIMS or module is not sqlite3:
+        return None
+    name = lib.sqlitebck_vfs_name(kind)
+    return None if name == ffi.NULL else ffi.string(name).decode()
 
 
 def _path(value: object, role: str, module: ModuleType) -> str | None:
@@ -280,7 +311,8 @@ class Endpoints:
         if regular and st.st_size == 0:
             raise sqlite_error(SQLITE_NOTADB, f"{path}: an empty file, not a database")
         # No busy handler: the copy manages its own waits for locks.
-        self.source = connect(path, "ro", self._module, timeout=0)
+        vfs = shim(lib.SQLITEBCK_VFS_READER, self._module)
+        self.source = connect(path, "ro", self._module, timeout=0, vfs=vfs)
         self._own_source = True
         try:
             self.source.execute("PRAGMA schema_version").fetchall()
@@ -289,6 +321,12 @@ class Endpoints:
             if explained is not None:
                 raise explained from None
             # Anything else (a lock, not a database) the copy reports itself.
+            return stat.S_IMODE(st.st_mode) if regular else 0o666
+        if vfs is not None:
+            # Does not wait for a lock (the copy does that): a lock that stops
+            # it leaves the usual cache.
+            with contextlib.suppress(self._module.Error):
+                self.source.execute(f"PRAGMA cache_size={_SHIM_CACHE_PAGES}")
         return stat.S_IMODE(st.st_mode) if regular else 0o666
 
     def _open_existing(self, path: str) -> None:
@@ -362,8 +400,15 @@ class Endpoints:
         except OSError as e:
             raise _renamed(e, path) from None
         self._final_mode = created & source_mode
-        self.dest = connect(copy, "rw", self._module)
+        vfs = shim(lib.SQLITEBCK_VFS_WRITER, self._module)
+        self.dest = connect(copy, "rw", self._module, vfs=vfs)
         self._own_dest = True
+        if vfs is not None:
+            # No journal: a failed copy is removed, never rolled back. The
+            # commit still syncs, so that an error writing the gathered pages
+            # fails the copy (the shim returns it from xSync).
+            self.dest.execute("PRAGMA journal_mode=OFF").fetchall()
+            self.dest.execute(f"PRAGMA cache_size={_SHIM_CACHE_PAGES}")
 
     def close(self, complete: bool) -> None:
         """Close the connections opened here; put a new destination in place
