@@ -167,8 +167,9 @@ static struct sqlitebck_shim_file *sqlitebck_shim(struct sqlitebck_os_file *f) {
 ** as the real xSync does. A write that cannot be gathered (not sequential,
 ** or larger than the buffer) writes what is gathered, then itself. When
 ** writing gathered bytes fails, that error is returned by the call that
-** wrote them and by every later call that reads, writes, syncs, sizes or
-** locks the file, so that no commit can succeed after bytes were lost.
+** wrote them and by every later call that reads, writes, syncs, sizes,
+** locks or controls the file, so that no commit can succeed after bytes were
+** lost.
 */
 
 /* Write N bytes of DATA at OFFSET through the real file, in pieces. */
@@ -305,12 +306,18 @@ static int sqlitebck_writer_check_reserved_lock(struct sqlitebck_os_file *file,
   return f->real->methods->check_reserved_lock(f->real, out);
 }
 
-/* xFileControl: write the gathered bytes, then pass the control on. */
+/*
+** xFileControl: write the gathered bytes, then pass the control on; if
+** they could not be written, return that error instead. (A commit sends
+** SQLITE_FCNTL_SYNC even with PRAGMA synchronous=OFF, and fails on an
+** error: so a commit never succeeds after gathered bytes were lost.)
+*/
 static int sqlitebck_writer_file_control(struct sqlitebck_os_file *file, int op,
                                          void *arg) {
   struct sqlitebck_shim_file *f = sqlitebck_shim(file);
-  sqlitebck_flush(f);
-  return f->real->methods->file_control(f->real, op, arg);
+  int rc = sqlitebck_flush(f);
+  return rc != SQLITE_OK ? rc
+                         : f->real->methods->file_control(f->real, op, arg);
 }
 
 /* xShmMap: write the gathered bytes, then map. */

@@ -322,11 +322,6 @@ class Endpoints:
                 raise explained from None
             # Anything else (a lock, not a database) the copy reports itself.
             return stat.S_IMODE(st.st_mode) if regular else 0o666
-        if vfs is not None:
-            # Does not wait for a lock (the copy does that): a lock that stops
-            # it leaves the usual cache.
-            with contextlib.suppress(self._module.Error):
-                self.source.execute(f"PRAGMA cache_size={_SHIM_CACHE_PAGES}")
         return stat.S_IMODE(st.st_mode) if regular else 0o666
 
     def _open_existing(self, path: str) -> None:
@@ -404,10 +399,12 @@ class Endpoints:
         self.dest = connect(copy, "rw", self._module, vfs=vfs)
         self._own_dest = True
         if vfs is not None:
-            # No journal: a failed copy is removed, never rolled back. The
-            # commit still syncs, so that an error writing the gathered pages
-            # fails the copy (the shim returns it from xSync).
+            # No journal: a failed copy is removed, never rolled back. No
+            # sync at commit: the file is synced before it is published. An
+            # error writing the gathered pages still fails the commit (the
+            # shim returns it from the SQLITE_FCNTL_SYNC every commit sends).
             self.dest.execute("PRAGMA journal_mode=OFF").fetchall()
+            self.dest.execute("PRAGMA synchronous=OFF")
             self.dest.execute(f"PRAGMA cache_size={_SHIM_CACHE_PAGES}")
 
     def close(self, complete: bool) -> None:
