@@ -73,7 +73,7 @@ def test_the_default_vfs_is_unchanged(tmp_path: Path) -> None:
     # A name nobody registered is refused; the shims' names are accepted; a
     # plain connection is in SQLite's own default VFS (whose journal mode
     # and locking are the usual ones).
-    with pytest.raises(sqlite3.OperationalError, match="no such vfs"):
+    with pytest.raises(sqlite3.OperationalError):  # "no such vfs" (CPython)
         sqlite3.connect(f"file:{tmp_path}/x.db?vfs=nonesuch", uri=True)
     plain = sqlite3.connect(tmp_path / "plain.db")
     assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
@@ -178,7 +178,7 @@ def test_copies_under_a_writer_process_are_snapshots(
 ) -> None:
     source = tmp_path / "src.db"
     conn = sqlite3.connect(source)
-    conn.execute(f"PRAGMA journal_mode={journal}")
+    conn.execute(f"PRAGMA journal_mode={journal}").fetchall()
     conn.execute("CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)")
     conn.execute("CREATE TABLE c(n)")
     conn.execute(
