@@ -28,7 +28,7 @@ ffibuilder.cdef(cdef_text())
 ffibuilder.set_source(
     "sqlitebck._sqlitebck",
     '#include "sqlitebck.h"',
-    sources=[str(CSRC / "backup.c")],
+    sources=[str(CSRC / "backup.c"), str(CSRC / "vfs.c")],
     include_dirs=[str(CSRC)],
     libraries=["dl"] if sys.platform.startswith("linux") else [],
 )

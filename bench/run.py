@@ -8,12 +8,16 @@ new file, file -> memory; sizes: tiny (2 pages), 1, 10, 100 MB (and 1 GB with
 contender in a child process), and the online scenario of bench/online.py.
 
 APSW carries its own SQLite build (a second library): it gets its own copy of
-each source file, so that no file is ever opened by two SQLite libraries.
+each source file, so that no file is ever opened by two SQLite libraries. The
+sqlite3 shell's ``.backup`` runs where the ``sqlite3`` command exists (its own
+process, started for each copy, as a user would run it). The floor of each
+direction moves the bytes without SQLite: copy_file_range (shutil.copyfile)
++ fsync, write the serialized database + fsync, read the file into memory.
 
 Writes bench/results.md and bench/results.png (matplotlib, a bench-only
 extra: pip install '.[bench]').
 
-Run: python bench/run.py [--large] [--quick]
+Run: python bench/run.py [--large] [--quick] [--sizes "100 MB,1 GB"] [--no-online]
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ except ImportError:  # reported as missing in the results
     apsw = None
 
 MB = 1_000_000
+SHELL = shutil.which("sqlite3")
 
 # A contender does one copy; (source file, in-memory source, dest file) -> None.
 # Directions: "file→file", "memory→file", "file→memory".
@@ -121,12 +126,35 @@ def contenders(case: Case, direction: str) -> dict[str, Work]:
 
     works["stdlib backup"] = pair(lambda a, b: a.backup(b))
     works["sqlitebck.copy"] = pair(sqlitebck.copy)
+    # The package opening the files itself (the command line's case): the
+    # path ends are read and written through its VFS shims.
     if direction == "file→file":
 
         def paths() -> None:
             sqlitebck.copy(src, fresh(dst))
 
         works["sqlitebck.copy(paths)"] = paths
+    elif direction == "memory→file":
+
+        def to_path() -> None:
+            sqlitebck.copy(mem, fresh(dst))
+
+        works["sqlitebck.copy(paths)"] = to_path
+    else:
+
+        def from_path() -> None:
+            b = sqlite3.connect(":memory:")
+            sqlitebck.copy(src, b)
+            b.close()
+
+        works["sqlitebck.copy(paths)"] = from_path
+    if SHELL is not None and direction == "file→file":
+
+        def shell() -> None:
+            fresh(dst)
+            subprocess.run([SHELL, src, f".backup '{dst}'"], check=True)
+
+        works["sqlite3 shell .backup"] = shell
     if apsw is not None:
         apsw_src, apsw_mem = str(case.apsw_path), case.apsw_memory
 
@@ -175,7 +203,24 @@ def contenders(case: Case, direction: str) -> dict[str, Work]:
             os.close(fd)
 
         works["shutil.copyfile"] = copyfile
-        works["shutil.copyfile + fsync"] = copyfile_fsync
+        works["floor"] = copyfile_fsync
+    elif direction == "memory→file" and hasattr(mem, "serialize"):
+        data = mem.serialize()  # once: the floor is writing the bytes
+
+        def write_fsync() -> None:
+            with open(fresh(dst), "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+
+        works["floor"] = write_fsync
+    elif direction == "file→memory":
+
+        def read_bytes() -> None:
+            with open(src, "rb") as f:
+                f.read()
+
+        works["floor"] = read_bytes
     return works
 
 
@@ -236,10 +281,15 @@ def main() -> int:
     parser.add_argument("--large", action="store_true", help="add a 1 GB database")
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--sizes", help="only these sizes (labels, comma-separated)")
+    parser.add_argument("--no-online", action="store_true", help="skip bench/online")
     args = parser.parse_args()
     sizes = [("tiny", 0), ("1 MB", 3_400), ("10 MB", 34_000), ("100 MB", 340_000)]
     if args.large:
         sizes.append(("1 GB", 3_400_000))
+    if args.sizes:
+        wanted = {label.strip() for label in args.sizes.split(",")}
+        sizes = [size for size in sizes if size[0] in wanted]
     machine = (
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"SQLite {sqlite3.sqlite_version}"
@@ -272,7 +322,7 @@ def main() -> int:
             case.memory.close()
         online_args = argparse.Namespace(size_mb=40, cap=10.0, rounds=1)
         online_results = []
-        for journal in ("wal", "delete"):
+        for journal in () if args.no_online else ("wal", "delete"):
             online_results += online.run_mode(journal, online_args, tmp)
     table = report(machine, results, sizes_bytes, rss, online_results, sizes[-1][0])
     args.out.with_suffix(".md").write_text(table)
@@ -331,9 +381,10 @@ SUMMARY_COLUMNS = [
     "sqlitebck.copy",
     "sqlitebck.copy(paths)",
     "APSW backup",
+    "sqlite3 shell .backup",
     "VACUUM INTO",
     "iterdump + executescript",
-    "shutil.copyfile + fsync",
+    "floor",
 ]
 
 

@@ -76,7 +76,8 @@ typedef struct sqlite3_mutex sqlite3_mutex;
 /*
 ** The SQLite functions this file calls, from one SQLite library, resolved
 ** by sqlitebck_bind(). txn_state is optional (SQLite 3.34.0 and later);
-** everything else has been in SQLite since 3.7.15.
+** everything else has been in SQLite since 3.7.15. vfs_find and
+** vfs_register are optional too: only the VFS shims of vfs.c need them.
 */
 struct sqlitebck_file;
 struct sqlitebck_api {
@@ -112,6 +113,8 @@ struct sqlitebck_api {
   int (*stmt_busy)(sqlite3_stmt *);
   int (*total_changes)(sqlite3 *);
   int (*txn_state)(sqlite3 *, const char *);
+  sqlitebck_vfs_find vfs_find;
+  sqlitebck_vfs_register vfs_register;
 };
 
 /*
@@ -171,6 +174,8 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
     {"sqlite3_stmt_busy", offsetof(struct sqlitebck_api, stmt_busy), 1},
     {"sqlite3_total_changes", offsetof(struct sqlitebck_api, total_changes), 1},
     {"sqlite3_txn_state", offsetof(struct sqlitebck_api, txn_state), 0},
+    {"sqlite3_vfs_find", offsetof(struct sqlitebck_api, vfs_find), 0},
+    {"sqlite3_vfs_register", offsetof(struct sqlitebck_api, vfs_register), 0},
 };
 
 /*
@@ -188,11 +193,16 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
 ** a message in ERR (NERR bytes) naming what was tried, or when
 ** SQLITEBCK_MAX_LIBRARIES libraries are bound already. This is the one
 ** place that knows about the platform's dynamic loader.
+** The VFS shims of vfs.c are registered on the first library bound, the
+** sqlite3 module's, the only one whose files the library opens through them
+** (when that fails, the library is bound all the same, and
+** sqlitebck_vfs_name() names no shim).
 */
 int sqlitebck_bind(const char *library, int *index, char *err, int nerr) {
   struct sqlitebck_api api;
   const char *what = library ? library : "the main program";
   size_t i;
+  int fresh;
 #ifdef _WIN32
   HMODULE lib = GetModuleHandleA(library);
   if (lib == 0) {
@@ -229,6 +239,7 @@ int sqlitebck_bind(const char *library, int *index, char *err, int nerr) {
     memcpy((char *)&api + s->offset, &f, sizeof f);
   }
   sqlitebck_list_lock();
+  fresh = 0;
   for (i = 0; i < (size_t)sqlitebck_nlibraries; i++) {
     if (sqlitebck_libraries[i].backup_init == api.backup_init) {
       break; /* the same library, bound through another module */
@@ -237,6 +248,7 @@ int sqlitebck_bind(const char *library, int *index, char *err, int nerr) {
   if (i == (size_t)sqlitebck_nlibraries && i < SQLITEBCK_MAX_LIBRARIES) {
     sqlitebck_libraries[i] = api;
     sqlitebck_nlibraries++;
+    fresh = 1;
   }
   sqlitebck_list_unlock();
   if (i == SQLITEBCK_MAX_LIBRARIES) {
@@ -246,6 +258,9 @@ int sqlitebck_bind(const char *library, int *index, char *err, int nerr) {
     return SQLITE_ERROR;
   }
   *index = (int)i;
+  if (fresh && i == 0) {
+    sqlitebck_vfs_install(api.vfs_find, api.vfs_register);
+  }
   return SQLITE_OK;
 }
 

@@ -1,6 +1,7 @@
 /*
 ** sqlitebck.h -- the C core of sqlitebck: symbol binding, the connection
-** handle accessor and the backup job.
+** handle accessor and the backup job (backup.c), and the VFS shims for the
+** files the library opens itself (vfs.c).
 **
 ** No <sqlite3.h> is included and no SQLite library is linked. The few
 ** SQLite types used here are opaque handles from SQLite's stable ABI; the
@@ -73,6 +74,25 @@ int sqlitebck_copy(sqlitebck_job *job, int library, uintptr_t src,
 int sqlitebck_end(sqlitebck_job *job);
 const char *sqlitebck_errmsg(const sqlitebck_job *job);
 int sqlitebck_fault(const sqlitebck_job *job);
+
+/* The VFS shims of vfs.c, for the files the library opens itself. */
+enum sqlitebck_vfs_kind {
+  SQLITEBCK_VFS_WRITER = 0, /* a private new file, written sequentially */
+  SQLITEBCK_VFS_READER = 1  /* a source file, read sequentially */
+};
+const char *sqlitebck_vfs_name(int kind);
 /* cdef end */
+
+/*
+** What vfs.c needs of the bound library, passed by sqlitebck_bind():
+** sqlite3_vfs_find() and sqlite3_vfs_register(), whose sqlite3_vfs objects
+** are opaque outside vfs.c.
+*/
+typedef void *(*sqlitebck_vfs_find)(const char *);
+typedef int (*sqlitebck_vfs_register)(void *, int);
+int sqlitebck_vfs_install(sqlitebck_vfs_find find,
+                          sqlitebck_vfs_register register_vfs);
+#define SQLITEBCK_VFS_WRITER_NAME "sqlitebck-writer"
+#define SQLITEBCK_VFS_READER_NAME "sqlitebck-reader"
 
 #endif /* SQLITEBCK_H */

@@ -13,6 +13,13 @@ goes into a private folder (mode 0700) created beside it, where nobody else
 can swap or read the file, is made durable, and is then linked into place
 under its final name, so that the final path never holds a partial copy,
 whenever the process dies.
+
+Files the package opens itself go through the VFS shims of ``csrc/vfs.c``
+(when the bound SQLite has them, and the DB-API module is ``sqlite3``): a
+source path is read ahead, and the private copy of a new destination is
+written in large sequential writes, without a rollback journal (it is
+discarded on failure, and made durable before it is published). Files of
+the caller's own connections never are.
 """
 
 from __future__ import annotations
@@ -66,10 +73,17 @@ _COPY_NAME = "copy.db"
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _READONLY = "attempt to write a readonly database"
 _SHORT_READ = 522  # SQLITE_IOERR_SHORT_READ: the rest of the buffer is zeros
+#: Whether files the package opens itself use the VFS shims (tests turn it
+#: off to run the same faults through SQLite's own VFS).
+USE_SHIMS = True
+# Page cache of the connections the package opens itself, in pages: a copy
+# reads and writes every page once, and a small cache stays in the CPU's.
+_SHIM_CACHE_PAGES = 256
 
 
-def uri(path: Path, mode: str) -> str:
-    """The URI that names file ``path`` to SQLite, opened with ``mode``.
+def uri(path: Path, mode: str, vfs: str | None = None) -> str:
+    """The URI that names file ``path`` to SQLite, opened with ``mode``
+    (and through VFS ``vfs``, if given).
 
     The name is made absolute (against the current folder, without resolving
     anything) and every byte of it is percent-encoded except letters, digits,
@@ -88,19 +102,35 @@ def uri(path: Path, mode: str) -> str:
         name = os.path.join(os.getcwdb(), name)
     if os.sep == "\\":  # Windows: C:\x becomes /C:/x
         name = b"/" + name.replace(b"\\", b"/")
-    return f"file://{urllib.parse.quote_from_bytes(name, safe='/')}?mode={mode}"
+    query = f"mode={mode}" if vfs is None else f"mode={mode}&vfs={vfs}"
+    return f"file://{urllib.parse.quote_from_bytes(name, safe='/')}?{query}"
 
 
 def connect(
-    path: Path, mode: str, module: ModuleType = sqlite3, timeout: float = 5.0
+    path: Path,
+    mode: str,
+    module: ModuleType = sqlite3,
+    timeout: float = 5.0,
+    vfs: str | None = None,
 ) -> sqlite3.Connection:
     """Open file ``path`` with DB-API ``module`` (the sqlite3 module, or
     pysqlite3's, sqlean's, sqlcipher3's; SQLite URI ``mode``: ``ro``, ``rw``
-    or ``rwc``); the one place where the package opens a file."""
+    or ``rwc``), through VFS ``vfs`` if given; the one place where the
+    package opens a file."""
     conn: sqlite3.Connection = module.connect(
-        uri(path, mode), uri=True, timeout=timeout
+        uri(path, mode, vfs), uri=True, timeout=timeout
     )
     return conn
+
+
+def shim(kind: int, module: ModuleType) -> str | None:
+    """The name of VFS shim ``kind`` (``lib.SQLITEBCK_VFS_*``) for a file the
+    package opens itself with ``module``; None where it is not to be used:
+    turned off, another SQLite (another DB-API module), or not registered."""
+    if not USE_SHIMS or module is not sqlite3:
+        return None
+    name = lib.sqlitebck_vfs_name(kind)
+    return None if name == ffi.NULL else ffi.string(name).decode()
 
 
 def _path(value: object) -> str | None:
@@ -323,7 +353,8 @@ class Endpoints:
                 SQLITE_NOTADB, f"{path}: an empty file, not a database", self._module
             )
         # No busy handler: the copy manages its own waits for locks.
-        self.source = connect(path, "ro", self._module, timeout=0)
+        vfs = shim(lib.SQLITEBCK_VFS_READER, self._module)
+        self.source = connect(path, "ro", self._module, timeout=0, vfs=vfs)
         self._own_source = True
         try:
             self.source.execute("PRAGMA schema_version").fetchall()
@@ -412,8 +443,17 @@ class Endpoints:
         except OSError as e:
             raise _renamed(e, path) from None
         self._final_mode = created & source_mode
-        self.dest = connect(copy, "rw", self._module)
+        vfs = shim(lib.SQLITEBCK_VFS_WRITER, self._module)
+        self.dest = connect(copy, "rw", self._module, vfs=vfs)
         self._own_dest = True
+        if vfs is not None:
+            # No journal: a failed copy is removed, never rolled back. No
+            # sync at commit: the file is synced before it is published. An
+            # error writing the gathered pages still fails the commit (the
+            # shim returns it from the SQLITE_FCNTL_SYNC every commit sends).
+            self.dest.execute("PRAGMA journal_mode=OFF").fetchall()
+            self.dest.execute("PRAGMA synchronous=OFF")
+            self.dest.execute(f"PRAGMA cache_size={_SHIM_CACHE_PAGES}")
 
     def close(self, complete: bool) -> None:
         """Close the connections opened here; put a new destination in place

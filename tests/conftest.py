@@ -74,3 +74,13 @@ def dst() -> Iterator[sqlite3.Connection]:
     conn = sqlite3.connect(":memory:")
     yield conn
     conn.close()
+
+
+@pytest.fixture(params=[True, False], ids=["shims", "sqlite-vfs"])
+def shims(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Run a test twice: files the package opens itself go through the VFS
+    shims of csrc/vfs.c, then through SQLite's own VFS."""
+    import sqlitebck._endpoints
+
+    monkeypatch.setattr(sqlitebck._endpoints, "USE_SHIMS", request.param)
+    return bool(request.param)

@@ -42,8 +42,9 @@ SIGNAL_FUZZ = r"""
 import json, os, random, signal, sqlite3, sys, time
 import sqlitebck
 
-source, dest, mode, trials, seed = sys.argv[1:6]
+source, dest, mode, trials, seed, shims = sys.argv[1:7]
 trials, rng = int(trials), random.Random(int(seed))
+sqlitebck._endpoints.USE_SHIMS = shims == "True"
 folder = os.path.dirname(dest)
 armed = [False]
 
@@ -147,15 +148,24 @@ print(json.dumps(outcomes))
 
 
 @POSIX
-@pytest.mark.parametrize("mode", ["connections", "existing-path", "new-path"])
+@pytest.mark.parametrize(
+    ("mode", "shims"),
+    [
+        ("connections", False),
+        ("existing-path", True),  # the source path is read through a shim
+        ("existing-path", False),
+        ("new-path", True),  # ... and the new file written through one
+        ("new-path", False),
+    ],
+)
 @pytest.mark.parametrize("journal", ["delete", "wal"])
 def test_ctrl_c_at_any_instant_leaves_the_destination_old_or_new(
-    tmp_path: Path, mode: str, journal: str
+    tmp_path: Path, mode: str, shims: bool, journal: str
 ) -> None:
     source = make_db(tmp_path / "src.db", rows=1500, journal=journal)
     dest = tmp_path / "dest.db"
     trials = 80 if PYPY else 150
-    child = python(with_args(SIGNAL_FUZZ, source, dest, mode, trials, 7))
+    child = python(with_args(SIGNAL_FUZZ, source, dest, mode, trials, 7, shims))
     out, err = child.communicate(timeout=300)
     assert child.returncode == 0, err
     outcomes = json.loads(out)

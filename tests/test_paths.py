@@ -183,6 +183,7 @@ def test_destination_directory_missing(tmp_path: Path) -> None:
 
 KILLED_MID_COPY = """
     import sqlite3, sys, sqlitebck
+    sqlitebck._endpoints.USE_SHIMS = {shims}
     def progress(status, remaining, total):
         if remaining < total // 2:
             print("halfway", flush=True)
@@ -192,10 +193,14 @@ KILLED_MID_COPY = """
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_killed_mid_copy_leaves_no_file_at_the_final_path(tmp_path: Path) -> None:
+def test_killed_mid_copy_leaves_no_file_at_the_final_path(
+    tmp_path: Path, shims: bool
+) -> None:
     source = make_db(tmp_path / "src.db", rows=2000)
     dest = tmp_path / "new.db"
-    child = python(KILLED_MID_COPY.format(source=str(source), dest=str(dest)))
+    child = python(
+        KILLED_MID_COPY.format(source=str(source), dest=str(dest), shims=shims)
+    )
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "halfway"
     assert not dest.exists()

@@ -24,6 +24,7 @@ POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX only")
 
 FILE_MAY_NOT_GROW = """
     import resource, signal, sqlite3, sys, sqlitebck
+    sqlitebck._endpoints.USE_SHIMS = {shims}
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
     try:
@@ -42,7 +43,7 @@ CANNOT_GROW = ("SQLITE_FULL", "SQLITE_IOERR_WRITE")
 @POSIX
 @pytest.mark.parametrize("pages", [0, 10])
 def test_file_size_limit_keeps_an_existing_destination(
-    tmp_path: Path, pages: int
+    tmp_path: Path, pages: int, shims: bool
 ) -> None:
     source = make_db(tmp_path / "src.db", rows=3000)  # about 1 MB
     dest = make_db(tmp_path / "dst.db", rows=100)
@@ -50,7 +51,7 @@ def test_file_size_limit_keeps_an_existing_destination(
     limit = dest.stat().st_size + 100_123
     child = python(
         FILE_MAY_NOT_GROW.format(
-            limit=limit, source=str(source), dest=str(dest), pages=pages
+            limit=limit, source=str(source), dest=str(dest), pages=pages, shims=shims
         )
     )
     out, err = child.communicate(timeout=60)
@@ -61,11 +62,18 @@ def test_file_size_limit_keeps_an_existing_destination(
 
 
 @POSIX
-def test_file_size_limit_leaves_nothing_for_a_new_destination(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pages", [0, 10])
+def test_file_size_limit_leaves_nothing_for_a_new_destination(
+    tmp_path: Path, pages: int, shims: bool
+) -> None:
     source = make_db(tmp_path / "src.db", rows=3000)
     child = python(
         FILE_MAY_NOT_GROW.format(
-            limit=200_123, source=str(source), dest=str(tmp_path / "new.db"), pages=0
+            limit=200_123,
+            source=str(source),
+            dest=str(tmp_path / "new.db"),
+            pages=pages,
+            shims=shims,
         )
     )
     out, err = child.communicate(timeout=60)
@@ -94,7 +102,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 @POSIX
 @pytest.mark.parametrize("pages", [0, 10])
 def test_full_disk_keeps_an_existing_destination(
-    tmp_path: Path, tiny_disk: Path, pages: int
+    tmp_path: Path, tiny_disk: Path, pages: int, shims: bool
 ) -> None:
     source = make_db(tmp_path / "src.db", rows=3000)
     dest = make_db(tiny_disk / "dst.db", rows=100)
@@ -107,12 +115,14 @@ def test_full_disk_keeps_an_existing_destination(
 
 
 @POSIX
+@pytest.mark.parametrize("pages", [0, 10])
+@pytest.mark.parametrize("size", [3000, 30_000])  # 1 MB; 10 MB, many flushes
 def test_full_disk_leaves_nothing_for_a_new_destination(
-    tmp_path: Path, tiny_disk: Path
+    tmp_path: Path, tiny_disk: Path, pages: int, size: int, shims: bool
 ) -> None:
-    source = make_db(tmp_path / "src.db", rows=3000)
+    source = make_db(tmp_path / "src.db", rows=size)
     with pytest.raises(sqlite3.OperationalError) as info:
-        sqlitebck.copy(source, tiny_disk / "new.db")
+        sqlitebck.copy(source, tiny_disk / "new.db", pages=pages)
     assert info.value.sqlite_errorname == "SQLITE_FULL"
     assert list(tiny_disk.iterdir()) == []
 
