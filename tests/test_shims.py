@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import integrity, make_db, python, rows
+from helpers import Connect, integrity, make_db, python, rows
 
 import sqlitebck
 from sqlitebck import _endpoints
@@ -45,9 +45,11 @@ def test_both_shims_are_registered_on_the_bound_library() -> None:
     assert _endpoints.shim(lib.SQLITEBCK_VFS_WRITER, os) is None
 
 
-def test_only_files_the_package_opens_use_them(tmp_path: Path) -> None:
+def test_only_files_the_package_opens_use_them(
+    tmp_path: Path, connect: Connect
+) -> None:
     source = make_db(tmp_path / "src.db", rows=50)
-    dest = sqlite3.connect(tmp_path / "dst.db")
+    dest = connect(tmp_path / "dst.db")
     ends = _endpoints.Endpoints(source, dest)
     try:
         # The caller's connection is untouched; the source is opened through
@@ -82,14 +84,14 @@ def test_the_default_vfs_is_unchanged(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("journal", ["delete", "wal"])
 def test_new_file_and_memory_copies_are_identical(
-    tmp_path: Path, journal: str, shims: bool
+    tmp_path: Path, journal: str, shims: bool, connect: Connect
 ) -> None:
     source = make_db(tmp_path / "src.db", rows=12_000, size=400, journal=journal)
     expected = dump(source)
     sqlitebck.copy(source, tmp_path / "new.db")
     assert integrity(tmp_path / "new.db") == "ok"
     assert dump(tmp_path / "new.db") == expected
-    memory = sqlite3.connect(":memory:")
+    memory = connect(":memory:")
     sqlitebck.copy(source, memory, pages=100)
     assert dump(memory) == expected
     sqlitebck.copy(memory, tmp_path / "from-memory.db")
@@ -174,10 +176,10 @@ def consistent(db: str | Path | sqlite3.Connection) -> int:
 
 @pytest.mark.parametrize("journal", ["wal", "delete"])
 def test_copies_under_a_writer_process_are_snapshots(
-    tmp_path: Path, journal: str, shims: bool
+    tmp_path: Path, journal: str, shims: bool, connect: Connect
 ) -> None:
     source = tmp_path / "src.db"
-    conn = sqlite3.connect(source)
+    conn = connect(source)
     conn.execute(f"PRAGMA journal_mode={journal}").fetchall()
     conn.execute("CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)")
     conn.execute("CREATE TABLE c(n)")
@@ -198,7 +200,7 @@ def test_copies_under_a_writer_process_are_snapshots(
             dest = tmp_path / f"copy{trial}.db"
             sqlitebck.copy(source, dest, pages=pages, timeout=30)
             seen.append(consistent(dest))
-            memory = sqlite3.connect(":memory:")
+            memory = connect(":memory:")
             sqlitebck.copy(source, memory, pages=pages, timeout=30)
             seen.append(consistent(memory))
     finally:
@@ -208,13 +210,15 @@ def test_copies_under_a_writer_process_are_snapshots(
     assert consistent(source) >= seen[-1]
 
 
-def test_a_source_path_is_read_again_after_every_write(tmp_path: Path) -> None:
+def test_a_source_path_is_read_again_after_every_write(
+    tmp_path: Path, connect: Connect
+) -> None:
     """The reader forgets what it read once the file may change: copies of a
     source written between them (by this process) see every write."""
     source = make_db(tmp_path / "src.db", rows=3000)
-    writer = sqlite3.connect(source)
+    writer = connect(source)
     for i in range(5):
-        memory = sqlite3.connect(":memory:")
+        memory = connect(":memory:")
         sqlitebck.copy(source, memory, pages=7)
         assert rows(memory) == rows(writer)
         writer.execute("UPDATE t SET v = randomblob(300) WHERE id % 5 = ?", (i,))
