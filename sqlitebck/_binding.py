@@ -265,10 +265,22 @@ def _checker(cls: type, dbapi: bool) -> Callable[[Any], object]:
     """The module's cheapest public call that runs its closed and thread
     checks (and does nothing else), taken from the base class so that a
     subclass cannot add side effects: ``getlimit`` (Python 3.11+), else
-    ``cursor`` (which also makes a cursor, dropped at once); APSW checks no
+    ``cursor`` (which also makes a cursor, dropped at once); on PyPy, its
+    module's own ``_check_thread`` and ``_check_closed``; APSW checks no
     thread, and ``sqlite3pointer`` refuses a closed connection."""
     if not dbapi:
         return cls.sqlite3pointer  # type: ignore[attr-defined,no-any-return]
+    thread = getattr(cls, "_check_thread", None)
+    closed = getattr(cls, "_check_closed", None)
+    if PYPY and thread is not None and closed is not None:
+        # PyPy's sqlite3 module is Python: its own two checks, which every
+        # public method runs first, cost a fraction of any such method.
+
+        def check_pypy(conn: Any) -> object:
+            thread(conn)
+            return closed(conn)
+
+        return check_pypy
     getlimit = getattr(cls, "getlimit", None)
     if getlimit is not None:
 
