@@ -138,3 +138,17 @@ def open_fds() -> int:
 def release(child) -> None:  # type: ignore[no-untyped-def]
     out, err = child.communicate("go\n", timeout=30)
     assert "released" in out, err
+
+
+def writable(path: str | Path) -> bool:
+    """True if another connection can write ``path`` at once: nothing holds
+    a lock on it."""
+    conn = sqlite3.connect(path, timeout=0)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import Connect, make_db, rows
+from helpers import Connect, make_db, rows, writable
 
 import sqlitebck
 
@@ -18,18 +18,6 @@ aiosqlite = pytest.importorskip("aiosqlite")
 
 def old_dest(path: Path) -> None:
     make_db(path, rows=3)
-
-
-def writable(path: Path) -> bool:
-    conn = sqlite3.connect(path, timeout=0)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        conn.close()
 
 
 def test_paths_and_shared_connections(tmp_path: Path, connect: Connect) -> None:

@@ -17,6 +17,7 @@ from helpers import (
     page_count,
     release,
     rows,
+    writable,
 )
 
 import sqlitebck
@@ -33,19 +34,6 @@ def old_dest(tmp_path: Path) -> Iterator[sqlite3.Connection]:
 def file_of(conn: sqlite3.Connection) -> str:
     """The file of the main database of ``conn``."""
     return str(conn.execute("PRAGMA database_list").fetchone()[2])
-
-
-def released(path: str | Path) -> bool:
-    """True if another connection can write ``path`` at once."""
-    other = sqlite3.connect(path, timeout=0)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        other.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        other.close()
 
 
 def test_stepping_page_by_page(
@@ -81,10 +69,10 @@ def test_leaving_the_with_block_early_rolls_back(
     path = file_of(old_dest)
     with sqlitebck.Backup(src, old_dest) as backup:
         assert backup.step(3) is False
-        assert not released(path)  # the copy holds the destination meanwhile
+        assert not writable(path)  # the copy holds the destination meanwhile
     assert rows(old_dest) == before
     assert integrity(old_dest) == "ok"
-    assert released(path)
+    assert writable(path)
 
 
 def test_an_exception_in_the_with_block_rolls_back(
@@ -108,7 +96,7 @@ def test_dropping_an_unfinished_backup_rolls_back_and_releases(
     gc.collect()
     gc.collect()
     assert rows(old_dest) == before
-    assert released(path)
+    assert writable(path)
     sqlitebck.copy(src, old_dest)
     assert rows(old_dest) == rows(src)
 
@@ -202,7 +190,7 @@ def test_closing_the_destination_before_finishing_is_safe(
             backup.step(2)
     backup.finish()
     assert rows(path) == before
-    assert released(path)
+    assert writable(path)
 
 
 def test_closing_the_source_before_finishing_is_safe(

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import cli, integrity, make_db, one_error_line, rows
+from helpers import cli, integrity, make_db, one_error_line, rows, writable
 
 import sqlitebck
 
@@ -431,16 +431,3 @@ def test_ctrl_c_at_random_moments_tells_the_truth(
             ["dst.db", "src.db"] if dest.exists() else ["src.db"]
         )
     print(codes)
-
-
-def writable(path: Path) -> bool:
-    """True if another connection can write ``path`` at once."""
-    conn = sqlite3.connect(path, timeout=0)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        conn.close()
