@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import importlib.machinery
 import platform
-import sqlite3
 import sys
 from typing import Any, Callable
 
@@ -424,13 +423,6 @@ except TypeError as e:
     raise ImportError(
         str(e).replace("sqlitebck cannot call", "sqlitebck could not find")
     ) from None
-
-
-def check_connection(conn: sqlite3.Connection) -> None:
-    """Run the sqlite3 module's own checks on ``conn``: ProgrammingError if
-    it is closed, or if it was opened with ``check_same_thread=True`` in
-    another thread."""
-    STDLIB.check(conn)
 
 
 #: ``connection_ref(conn)``: how the C core refers to a sqlite3 connection.
