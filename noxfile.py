@@ -17,6 +17,9 @@ import os
 import shutil
 import subprocess
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import nox
@@ -276,6 +279,188 @@ def dist(session: nox.Session) -> None:
         python = str(bare / "bin" / "python")
         session.run(python, "-c", COPY_A_DB, env=env, external=True)
         session.chdir(ROOT)
+
+
+# ---------------------------------------------------------------------------
+# Other Debian releases (today's CPython, PyPy and SQLite; the oldest SQLite
+# claimed), each in a root file system built once with debootstrap and cached
+# under .nox/roots, entered with chroot (the sessions run as root, as CI does).
+# The suite runs there against the wheel built here, or against a wheel built
+# there from the sdist where this one cannot serve.
+
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+ROOTS = ROOT / ".nox" / "roots"
+# What every root has: a compiler and the headers that building sqlitebck or
+# a test dependency from source needs, and the CA certificates for pip.
+ROOT_PACKAGES = ("gcc", "libc6-dev", "libffi-dev", "libsqlite3-0", "ca-certificates")
+
+
+@dataclass(frozen=True)
+class DebianRoot:
+    """A minimal Debian ``suite`` for ``arch`` with ``packages`` (debootstrap)."""
+
+    suite: str
+    arch: str
+    packages: tuple[str, ...]
+
+    @property
+    def path(self) -> Path:
+        return ROOTS / f"{self.suite}-{self.arch}"
+
+    @property
+    def recipe(self) -> str:
+        """What the root was built from: a root whose recipe changed is rebuilt."""
+        return " ".join([self.suite, self.arch, DEBIAN_MIRROR, *self.packages])
+
+
+# Debian unstable: CPython 3.14 and 3.15, PyPy 8 (Python 3.11), SQLite 3.5x.
+SID = DebianRoot(
+    "sid",
+    "amd64",
+    (
+        "python3",
+        "python3-venv",
+        "python3-dev",
+        "python3.15",
+        "python3.15-venv",
+        "python3.15-dev",
+        "pypy3",
+        "pypy3-dev",
+        "pypy3-venv",
+        *ROOT_PACKAGES,
+    ),
+)
+# Debian 11: CPython 3.9 with SQLite 3.34.1, the oldest SQLite the README claims.
+BULLSEYE = DebianRoot(
+    "bullseye", "amd64", ("python3", "python3-venv", "python3-dev", *ROOT_PACKAGES)
+)
+
+
+def mounts_under(path: Path) -> list[str]:
+    """The mount points at or below ``path``, deepest first."""
+    with open("/proc/mounts") as table:
+        points = [line.split()[1] for line in table]
+    inside = [p for p in points if p == str(path) or p.startswith(f"{path}/")]
+    return sorted(inside, key=len, reverse=True)
+
+
+def debian_root(session: nox.Session, spec: DebianRoot) -> Path:
+    """Build ``spec`` unless it is built already; return its path."""
+    stamp = spec.path / ".sqlitebck-recipe"
+    if stamp.is_file() and stamp.read_text() == spec.recipe:
+        return spec.path
+    if shutil.which("debootstrap") is None:
+        session.error("debootstrap is not installed (apt-get install debootstrap)")
+    if mounts_under(spec.path):  # never delete through a bind mount of /dev
+        session.error(f"{spec.path} has file systems mounted in it")
+    shutil.rmtree(spec.path, ignore_errors=True)
+    spec.path.parent.mkdir(parents=True, exist_ok=True)
+    session.run(
+        "debootstrap",
+        "--variant=minbase",
+        f"--arch={spec.arch}",
+        f"--include={','.join(spec.packages)}",
+        spec.suite,
+        str(spec.path),
+        DEBIAN_MIRROR,
+        external=True,
+    )
+    stamp.write_text(spec.recipe)
+    return spec.path
+
+
+@contextmanager
+def entered(session: nox.Session, root: Path) -> Iterator[None]:
+    """Make ``root`` ready for chroot for the time of the block: the host's
+    resolver and pip's CA file (PIP_CERT: the environment passes through
+    chroot, its file must be there too) copied in; proc, /dev, /dev/pts and
+    /dev/shm (pseudo-terminal tests, multiprocessing) mounted, and unmounted
+    after, whatever happens."""
+    shutil.copy("/etc/resolv.conf", root / "etc" / "resolv.conf")
+    cert = os.environ.get("PIP_CERT")
+    if cert and Path(cert).is_file():
+        (root / cert.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(cert, root / cert.lstrip("/"))
+    mounted: list[Path] = []
+    try:
+        for source, target, how in [
+            ("proc", "proc", ["-t", "proc"]),
+            ("/dev", "dev", ["--bind"]),
+            ("/dev/pts", "dev/pts", ["--bind"]),
+            ("/dev/shm", "dev/shm", ["--bind"]),
+        ]:
+            point = root / target
+            point.mkdir(parents=True, exist_ok=True)
+            session.run("mount", *how, source, str(point), external=True)
+            mounted.append(point)
+        yield
+    finally:
+        for point in reversed(mounted):
+            subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def suite_in_root(
+    session: nox.Session, spec: DebianRoot, python: str, wheel: Path | None
+) -> None:
+    """Run the whole suite in ``spec`` on its interpreter ``python``, against
+    ``wheel`` (this machine's), or against a wheel built there from the sdist
+    when ``wheel`` is None."""
+    root = debian_root(session, spec)
+    work = root / "sqlitebck-ci"  # "/sqlitebck-ci" inside
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "tmp").mkdir(parents=True)
+    shutil.copytree(ROOT / "tests", work / "tests")
+    shutil.copy(ROOT / "README.md", work / "README.md")
+    if wheel is None:
+        (sdist,) = DIST.glob("sqlitebck-*.tar.gz")
+        shutil.copy(sdist, work)
+        install = f"pip wheel -q --no-deps -w /sqlitebck-ci/wheels /sqlitebck-ci/{sdist.name}"
+        target = "/sqlitebck-ci/wheels/sqlitebck-*.whl"
+    else:
+        shutil.copy(wheel, work)
+        install = "true"
+        target = f"/sqlitebck-ci/{wheel.name}"
+    (work / "test-requirements.txt").write_text("\n".join(TEST_DEPS) + "\n")
+    script = f"""
+        set -eu
+        cd /sqlitebck-ci
+        {python} -m venv venv
+        . venv/bin/activate
+        {python} -c 'import sys, sqlite3; print(sys.version, "SQLite", sqlite3.sqlite_version)'
+        pip install -q -r test-requirements.txt
+        {install}
+        pip install -q --force-reinstall {target}
+        cd tmp
+        SQLITEBCK_EXPECT_INSTALLED_UNDER=/sqlitebck-ci/venv \\
+            pytest -p no:cacheprovider /sqlitebck-ci/tests
+        sqlitebck --demo
+    """
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "PIP_FIND_LINKS": "",  # this machine's local wheels are not in the root
+    }
+    with entered(session, root):
+        session.run("chroot", str(root), "/bin/sh", "-c", script, env=env, external=True)
+
+
+@nox.session(name="tests-sid", python=False, requires=["wheel-cpython"])
+@nox.parametrize("python", ["python3.14", "python3.15"])
+def tests_sid(session: nox.Session, python: str) -> None:
+    """The suite against the one abi3 wheel on Debian unstable's CPythons."""
+    suite_in_root(session, SID, python, wheel_of(ABI3_TAG))
+
+
+@nox.session(name="tests-pypy-sid", python=False, requires=["sdist"])
+def tests_pypy_sid(session: nox.Session) -> None:
+    """The suite on Debian unstable's PyPy 8 (a wheel built there)."""
+    suite_in_root(session, SID, "pypy3", None)
+
+
+@nox.session(name="tests-oldest-sqlite", python=False, requires=["sdist"])
+def tests_oldest_sqlite(session: nox.Session) -> None:
+    """The suite on Debian 11's CPython 3.9 and SQLite 3.34.1, the oldest
+    claimed (a wheel built there: its glibc is older than this wheel's)."""
+    suite_in_root(session, BULLSEYE, "python3", None)
 
 
 COPY_A_DB = """

@@ -990,26 +990,39 @@ static void sqlitebck_free_schema(sqlitebck_job *job) {
 */
 
 /*
+** The statement that guards a connection: prepared, never run. Preparing it
+** must touch nothing but the parser, on every SQLite: no schema read, no
+** lock, no I/O, no VDBE program that a progress handler could interrupt.
+** A SELECT does not qualify: since SQLite 3.45 or so, preparing any SELECT
+** on a connection whose schema is not loaded reads the schema, which on
+** the destination of a copy in progress is half-written ("malformed
+** database schema"), and on a source that another process is writing is
+** locked. A transaction statement compiles to a fixed program without
+** looking at any schema, and has done so in every version.
+*/
+#define SQLITEBCK_GUARD_SQL "BEGIN"
+
+/*
 ** Prepare the guard statements of both connections, unless already done.
 ** Returns SQLITE_OK, or the error of preparing one (the caller's authorizer
 ** may refuse it; the message says what was refused).
 */
 static int sqlitebck_guard(sqlitebck_job *job) {
   if (job->src_guard == 0 &&
-      job->api->prepare_v2(job->src, "SELECT 1", -1, &job->src_guard, 0) !=
-          SQLITE_OK) {
+      job->api->prepare_v2(job->src, SQLITEBCK_GUARD_SQL, -1, &job->src_guard,
+                           0) != SQLITE_OK) {
     return sqlitebck_fail_on(job, job->src,
                              "could not prepare the statement that keeps the "
                              "source connection open during the copy "
-                             "(SELECT 1, never run)");
+                             "(" SQLITEBCK_GUARD_SQL ", never run)");
   }
   if (job->dst_guard == 0 &&
-      job->api->prepare_v2(job->dst, "SELECT 1", -1, &job->dst_guard, 0) !=
-          SQLITE_OK) {
+      job->api->prepare_v2(job->dst, SQLITEBCK_GUARD_SQL, -1, &job->dst_guard,
+                           0) != SQLITE_OK) {
     return sqlitebck_fail_on(job, job->dst,
                              "could not prepare the statement that keeps the "
                              "destination connection open during the copy "
-                             "(SELECT 1, never run)");
+                             "(" SQLITEBCK_GUARD_SQL ", never run)");
   }
   return SQLITE_OK;
 }

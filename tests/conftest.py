@@ -8,15 +8,25 @@ error, and ``collect_garbage`` makes such a leak fail the test that caused it.
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 import pytest
-from helpers import fill
+from helpers import Connect, fill
 
 import sqlitebck
+from sqlitebck import _binding
+
+# The SQLite libraries a test module that sets ``EVERY_LIBRARY = True`` runs
+# on: its ``sqlite`` fixture (and so ``connect``, ``src`` and ``dst``) is the
+# DB-API module of each in turn. Each module brings its own SQLite library:
+# the interpreter's (3.40 on Debian 12, 3.53 on Debian unstable), and those
+# pysqlite3-binary and sqlean.py bundle (3.5x). An absent one is skipped.
+LIBRARIES = {"sqlite3": "sqlite3", "pysqlite3": "pysqlite3.dbapi2", "sqlean": "sqlean.dbapi2"}
 
 
 def pytest_report_header() -> str:
@@ -44,13 +54,37 @@ def collect_garbage() -> Iterator[None]:
     gc.collect()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if getattr(metafunc.module, "EVERY_LIBRARY", False) and (
+        "sqlite" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("sqlite", list(LIBRARIES), indirect=True)
+
+
 @pytest.fixture
-def connect() -> Iterator[Callable[..., sqlite3.Connection]]:
-    """``sqlite3.connect``, with every connection it opened closed after the test."""
+def sqlite(request: pytest.FixtureRequest) -> ModuleType:
+    """The DB-API module whose connections the test copies: the sqlite3
+    module, or in a module with ``EVERY_LIBRARY = True`` each of LIBRARIES."""
+    name = getattr(request, "param", "sqlite3")
+    if name == "sqlite3":
+        return sqlite3
+    if _binding.PYPY:
+        pytest.skip(f"{name} is a CPython extension")
+    try:
+        return importlib.import_module(LIBRARIES[name])
+    except ImportError:
+        pytest.skip(f"{name} is not installed (no wheel for this platform)")
+
+
+@pytest.fixture
+def connect(sqlite: ModuleType) -> Iterator[Callable[..., sqlite3.Connection]]:
+    """``sqlite.connect``, with every connection it opened closed after the test."""
     opened: list[sqlite3.Connection] = []
 
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        conn: sqlite3.Connection = sqlite3.connect(*args, **kwargs)
+        if args and isinstance(args[0], os.PathLike):
+            args = (os.fspath(args[0]), *args[1:])  # pysqlite3 takes str only
+        conn: sqlite3.Connection = sqlite.connect(*args, **kwargs)
         opened.append(conn)
         return conn
 
@@ -60,20 +94,17 @@ def connect() -> Iterator[Callable[..., sqlite3.Connection]]:
 
 
 @pytest.fixture
-def src() -> Iterator[sqlite3.Connection]:
+def src(connect: Connect) -> sqlite3.Connection:
     """An in-memory source with a few pages of data."""
-    conn = sqlite3.connect(":memory:")
+    conn = connect(":memory:")
     fill(conn)
-    yield conn
-    conn.close()
+    return conn
 
 
 @pytest.fixture
-def dst() -> Iterator[sqlite3.Connection]:
+def dst(connect: Connect) -> sqlite3.Connection:
     """An empty in-memory destination."""
-    conn = sqlite3.connect(":memory:")
-    yield conn
-    conn.close()
+    return connect(":memory:")
 
 
 @pytest.fixture(params=[True, False], ids=["shims", "sqlite-vfs"])

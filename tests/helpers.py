@@ -41,9 +41,14 @@ def make_db(
     return Path(path)
 
 
+def is_path(db: object) -> bool:
+    """True for a file name, False for a connection (of any DB-API module)."""
+    return isinstance(db, (str, bytes, os.PathLike))
+
+
 def rows(db: DB, table: str = "t") -> list[Any]:
     """All rows of ``table``, in order, from a connection or a file."""
-    conn = db if isinstance(db, sqlite3.Connection) else sqlite3.connect(db)
+    conn = sqlite3.connect(db) if is_path(db) else db
     try:
         return conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
     finally:
@@ -52,7 +57,7 @@ def rows(db: DB, table: str = "t") -> list[Any]:
 
 
 def integrity(db: DB) -> str:
-    conn = db if isinstance(db, sqlite3.Connection) else sqlite3.connect(db)
+    conn = sqlite3.connect(db) if is_path(db) else db
     try:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
     finally:

@@ -1,18 +1,19 @@
-"""copy(): what it copies, what it returns, how it reports progress."""
+"""copy(): what it copies, what it returns, how it reports progress; on every
+SQLite library at hand (``EVERY_LIBRARY``, see conftest.py)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from helpers import Connect, fill, integrity, make_db, page_count, rows
 
 import sqlitebck
 
-
-class MyConnection(sqlite3.Connection):
-    pass
+EVERY_LIBRARY = True
 
 
 def test_seed_readme_example_memory_to_file_to_memory(
@@ -75,7 +76,12 @@ def test_seed_pages_and_sleep_over_multipage_database(
     assert result.pages == total
 
 
-def test_subclassed_connections_on_both_sides(connect: Connect) -> None:
+def test_subclassed_connections_on_both_sides(
+    connect: Connect, sqlite: ModuleType
+) -> None:
+    class MyConnection(sqlite.Connection):  # type: ignore[name-defined,misc]
+        pass
+
     a = connect(":memory:", factory=MyConnection)
     b = connect(":memory:", factory=MyConnection)
     fill(a)
@@ -160,9 +166,9 @@ def test_attached_and_temp_schemas(tmp_path: Path, connect: Connect) -> None:
 
 @pytest.mark.parametrize("side", ["source_name", "dest_name"])
 def test_unknown_schema_is_operational_error(
-    src: sqlite3.Connection, dst: sqlite3.Connection, side: str
+    src: sqlite3.Connection, dst: sqlite3.Connection, side: str, sqlite: ModuleType
 ) -> None:
-    with pytest.raises(sqlite3.OperationalError, match="unknown database") as info:
+    with pytest.raises(sqlite.OperationalError, match="unknown database") as info:
         sqlitebck.copy(src, dst, **{side: "nowhere"})  # type: ignore[arg-type]
     assert info.value.sqlite_errorcode == 1
     assert info.value.sqlite_errorname == "SQLITE_ERROR"
@@ -213,6 +219,33 @@ def test_busy_timeouts_of_both_connections_are_restored(
     sqlitebck.copy(a, b, pages=2)
     assert a.execute("PRAGMA busy_timeout").fetchone() == (2500,)
     assert b.execute("PRAGMA busy_timeout").fetchone() == (750,)
+
+
+def test_copies_that_take_many_steps_on_every_library(
+    connect: Connect, tmp_path: Path
+) -> None:
+    """Each shape of copy that takes more than one step, into memory and into
+    files, with a progress callback that sees every step."""
+    big = connect(":memory:")
+    fill(big, rows=3000, size=1000)  # ~ 800 pages
+    expected = rows(big)
+    targets = {"memory": lambda: connect(":memory:")}
+    targets["file"] = lambda: connect(tmp_path / f"out{len(os.listdir(tmp_path))}.db")
+    for kind, target in targets.items():
+        for pages in (0, 1, 7, 100):
+            out = target()
+            calls: list[int] = []
+            result = sqlitebck.copy(big, out, pages=pages, progress=lambda *a: calls.append(a[0]))
+            assert rows(out) == expected, (kind, pages)
+            assert integrity(out) == "ok"
+            assert calls[-1] == 101 and set(calls[:-1]) <= {0}, (kind, pages)
+            if pages > 0:
+                assert result.steps >= result.pages // pages, (kind, pages)
+        with sqlitebck.Backup(big, target()) as backup:
+            steps = 0
+            while not backup.step(5):
+                steps += 1
+        assert steps >= 100
 
 
 def test_sqlite_version_is_the_sqlite3_modules() -> None:

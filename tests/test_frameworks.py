@@ -104,11 +104,15 @@ def test_aiosqlite_connections_are_for_acopy(tmp_path: Path) -> None:
 
 
 # A Django project whose test database is a file in WAL mode, and a test that
-# needs the migrated tables. Django's test runner clones that database for
-# each --parallel worker by copying the main file only, which leaves the
-# migrations (still in the -wal file) behind; the backend in README's recipe
-# clones it with sqlitebck instead.
+# needs the migrated tables. Where its workers are forked, Django's test
+# runner clones that database for each --parallel worker by copying the main
+# file only, which leaves the migrations (still in the -wal file) behind; the
+# backend in README's recipe clones it with sqlitebck instead. The workers
+# are forked here whatever the Python (3.14 made forkserver Linux's default,
+# with which Django loads each clone into memory through the backup API).
 DJANGO_SETTINGS = """
+import multiprocessing
+multiprocessing.set_start_method("fork", force=True)
 SECRET_KEY = "test"
 INSTALLED_APPS = ["django.contrib.auth", "django.contrib.contenttypes", "walapp"]
 DATABASES = {
