@@ -414,7 +414,9 @@ def suite_in_root(
     if wheel is None:
         (sdist,) = DIST.glob("sqlitebck-*.tar.gz")
         shutil.copy(sdist, work)
-        install = f"pip wheel -q --no-deps -w /sqlitebck-ci/wheels /sqlitebck-ci/{sdist.name}"
+        install = (
+            f"pip wheel -q --no-deps -w /sqlitebck-ci/wheels /sqlitebck-ci/{sdist.name}"
+        )
         target = "/sqlitebck-ci/wheels/sqlitebck-*.whl"
     else:
         shutil.copy(wheel, work)
@@ -426,7 +428,7 @@ def suite_in_root(
         cd /sqlitebck-ci
         {python} -m venv venv
         . venv/bin/activate
-        {python} -c 'import sys, sqlite3; print(sys.version, "SQLite", sqlite3.sqlite_version)'
+        {python} -c 'import sys, sqlite3; print(sys.version, sqlite3.sqlite_version)'
         pip install -q -r test-requirements.txt
         {install}
         pip install -q --force-reinstall {target}
@@ -440,7 +442,9 @@ def suite_in_root(
         "PIP_FIND_LINKS": "",  # this machine's local wheels are not in the root
     }
     with entered(session, root):
-        session.run("chroot", str(root), "/bin/sh", "-c", script, env=env, external=True)
+        session.run(
+            "chroot", str(root), "/bin/sh", "-c", script, env=env, external=True
+        )
 
 
 @nox.session(name="tests-sid", python=False, requires=["wheel-cpython"])

@@ -26,7 +26,11 @@ from sqlitebck import _binding
 # DB-API module of each in turn. Each module brings its own SQLite library:
 # the interpreter's (3.40 on Debian 12, 3.53 on Debian unstable), and those
 # pysqlite3-binary and sqlean.py bundle (3.5x). An absent one is skipped.
-LIBRARIES = {"sqlite3": "sqlite3", "pysqlite3": "pysqlite3.dbapi2", "sqlean": "sqlean.dbapi2"}
+LIBRARIES = {
+    "sqlite3": "sqlite3",
+    "pysqlite3": "pysqlite3.dbapi2",
+    "sqlean": "sqlean.dbapi2",
+}
 
 
 def pytest_report_header() -> str:

@@ -41,14 +41,15 @@ def make_db(
     return Path(path)
 
 
-def is_path(db: object) -> bool:
-    """True for a file name, False for a connection (of any DB-API module)."""
-    return isinstance(db, (str, bytes, os.PathLike))
+def opened(db: DB) -> sqlite3.Connection:
+    """``db`` if it is a connection (of any DB-API module), else a new
+    sqlite3 connection to the file it names."""
+    return sqlite3.connect(db) if isinstance(db, (str, os.PathLike)) else db
 
 
 def rows(db: DB, table: str = "t") -> list[Any]:
     """All rows of ``table``, in order, from a connection or a file."""
-    conn = sqlite3.connect(db) if is_path(db) else db
+    conn = opened(db)
     try:
         return conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
     finally:
@@ -57,7 +58,7 @@ def rows(db: DB, table: str = "t") -> list[Any]:
 
 
 def integrity(db: DB) -> str:
-    conn = sqlite3.connect(db) if is_path(db) else db
+    conn = opened(db)
     try:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
     finally:

@@ -3,7 +3,6 @@ SQLite library at hand (``EVERY_LIBRARY``, see conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 from types import ModuleType
@@ -229,19 +228,29 @@ def test_copies_that_take_many_steps_on_every_library(
     big = connect(":memory:")
     fill(big, rows=3000, size=1000)  # ~ 800 pages
     expected = rows(big)
-    targets = {"memory": lambda: connect(":memory:")}
-    targets["file"] = lambda: connect(tmp_path / f"out{len(os.listdir(tmp_path))}.db")
-    for kind, target in targets.items():
+    made = iter(range(1000))
+
+    def target(kind: str) -> sqlite3.Connection:
+        if kind == "memory":
+            return connect(":memory:")
+        return connect(tmp_path / f"out{next(made)}.db")
+
+    calls: list[int] = []
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        calls.append(status)
+
+    for kind in ("memory", "file"):
         for pages in (0, 1, 7, 100):
-            out = target()
-            calls: list[int] = []
-            result = sqlitebck.copy(big, out, pages=pages, progress=lambda *a: calls.append(a[0]))
+            out = target(kind)
+            calls.clear()
+            result = sqlitebck.copy(big, out, pages=pages, progress=progress)
             assert rows(out) == expected, (kind, pages)
             assert integrity(out) == "ok"
             assert calls[-1] == 101 and set(calls[:-1]) <= {0}, (kind, pages)
             if pages > 0:
                 assert result.steps >= result.pages // pages, (kind, pages)
-        with sqlitebck.Backup(big, target()) as backup:
+        with sqlitebck.Backup(big, target(kind)) as backup:
             steps = 0
             while not backup.step(5):
                 steps += 1

@@ -1,4 +1,5 @@
-"""Online copies under a real writer process: they finish, and are consistent."""
+"""Online copies under a real writer process: they finish, and are consistent;
+on every SQLite library at hand (``EVERY_LIBRARY``, see conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from helpers import Connect, integrity, python
 
 import sqlitebck
 
+EVERY_LIBRARY = True
 ACCOUNTS = 50
 TOTAL = ACCOUNTS * 1000
 

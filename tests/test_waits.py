@@ -1,31 +1,34 @@
-"""Locks held by other processes, bounded waits, Ctrl-C, and the GIL."""
+"""Locks held by other processes, bounded waits, Ctrl-C, and the GIL; the
+tests in this process on every SQLite library at hand (``EVERY_LIBRARY``)."""
 
 from __future__ import annotations
 
 import bisect
 import signal
-import sqlite3
 import sys
 import threading
 import time
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from helpers import Connect, hold_lock, integrity, make_db, python, release, rows
 
 import sqlitebck
 
+EVERY_LIBRARY = True
+
 
 @pytest.mark.parametrize("pages", [0, 3])
 def test_locked_source_times_out_and_destination_is_unchanged(
-    tmp_path: Path, pages: int, connect: Connect
+    tmp_path: Path, pages: int, connect: Connect, sqlite: ModuleType
 ) -> None:
     source = make_db(tmp_path / "src.db", rows=300)
     dest = make_db(tmp_path / "dst.db", rows=4)
     before = rows(dest)
     child = hold_lock(source)
     try:
-        with pytest.raises(sqlite3.OperationalError, match="locked") as info:
+        with pytest.raises(sqlite.OperationalError, match="locked") as info:
             sqlitebck.copy(connect(source), connect(dest), pages, timeout=0.3)
         assert info.value.sqlite_errorcode & 0xFF == 5
         assert info.value.sqlite_errorname.startswith("SQLITE_BUSY")
@@ -36,14 +39,14 @@ def test_locked_source_times_out_and_destination_is_unchanged(
 
 
 def test_locked_destination_times_out_and_is_unchanged(
-    tmp_path: Path, connect: Connect
+    tmp_path: Path, connect: Connect, sqlite: ModuleType
 ) -> None:
     source = make_db(tmp_path / "src.db", rows=300)
     dest = make_db(tmp_path / "dst.db", rows=4)
     before = rows(dest)
     child = hold_lock(dest, "BEGIN")  # a reader: the copy cannot commit
     try:
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with pytest.raises(sqlite.OperationalError, match="locked"):
             sqlitebck.copy(connect(source), connect(dest), timeout=0.3)
     finally:
         release(child)
