@@ -1274,6 +1274,7 @@ int sqlitebck_start(sqlitebck_job *job, int library, uintptr_t src,
 */
 static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
   long long deadline = sqlitebck_now_ms() + budget_ms;
+  int stepped = 0; /* steps taken by this call */
 
   if (job->batch_left <= 0) {
     job->batch_left = pages > 0 ? pages : INT_MAX;
@@ -1283,6 +1284,16 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
                                                     : SQLITEBCK_CHUNK_PAGES;
     int copied = job->counts.pagecount - job->counts.remaining;
     int rc;
+
+    /* The point of no return: a step that copies the last pages commits.
+    ** Unless it is the first step of this call, return before it (the
+    ** batch unfinished), so that the caller sees a pending interrupt or
+    ** cancellation while the destination still has its previous content,
+    ** and the step that commits is a call of its own. */
+    if (stepped > 0 && job->counts.remaining <= n) {
+      job->counts.in_batch = 1;
+      return SQLITE_OK;
+    }
 
     if (job->api->txn_state &&
         job->api->txn_state(job->src, job->src_schema) == SQLITE_TXN_WRITE) {
@@ -1313,6 +1324,7 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
       return rc;
     }
     job->counts.steps++;
+    stepped++;
     /* Without a restart, a step that did not finish moves on by exactly n
     ** pages; after one, SQLite started again from page 1. */
     if (rc == SQLITE_OK && copied > 0 &&
@@ -1323,6 +1335,7 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
     if (rc == SQLITE_DONE) {
       job->batch_left = 0;
       job->counts.in_batch = 0;
+      job->counts.committed = 1;
       rc = sqlitebck_end_locked(job);
       return rc == SQLITE_OK ? SQLITE_DONE : rc;
     }
@@ -1345,8 +1358,13 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
 ** to be retried) and the destination must be as the job left it (see
 ** sqlitebck_check_dst()).
 **
-** Returns SQLITE_DONE when the copy is complete and committed; SQLITE_OK
-** when more is to be copied; SQLITE_BUSY or SQLITE_LOCKED (possibly
+** The step that would copy the last pages, and so commit, is taken only as
+** the first step of a call: a call that has stepped already returns
+** SQLITE_OK before it (see the point of no return in sqlitebck_run()).
+**
+** Returns SQLITE_DONE when the copy is complete and committed
+** (counts.committed is then 1); SQLITE_OK when more is to be copied;
+*SQLITE_BUSY or SQLITE_LOCKED (possibly
 ** extended) when a lock held elsewhere stopped it, to be retried; or
 ** another error. On SQLITE_DONE and on every error but SQLITE_BUSY and
 ** SQLITE_LOCKED the job is ended before this returns.

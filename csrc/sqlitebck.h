@@ -39,6 +39,8 @@ typedef struct sqlitebck_counts {
   int in_batch;  /* 1 while a batch is unfinished (its time budget ran out,
                     or a lock stopped it) */
   int open;      /* 1 from sqlitebck_start() until the job ends */
+  int committed; /* 1 once the step that completed the copy committed it:
+                    the destination holds the new copy */
 } sqlitebck_counts;
 
 /* How the caller should report the error of a job (sqlitebck_fault()). */

@@ -26,7 +26,13 @@ from typing import Any, Callable, NamedTuple
 from sqlitebck import _binding
 from sqlitebck._binding import STDLIB, Binding
 from sqlitebck._endpoints import AsyncEndpoint, Endpoint, Endpoints
-from sqlitebck._errors import SQLITE_BUSY, SQLITE_DONE, SQLITE_LOCKED, SQLITE_OK
+from sqlitebck._errors import (
+    SQLITE_BUSY,
+    SQLITE_DONE,
+    SQLITE_LOCKED,
+    SQLITE_OK,
+    note_holds_new_copy,
+)
 from sqlitebck._frameworks import connection_of
 from sqlitebck._interrupts import Checkpoint, HeldInterrupts
 from sqlitebck._sqlitebck import ffi, lib
@@ -281,6 +287,7 @@ def copy(
             progress,
             started,
             None,
+            True,
         )
     return _copy_ends(
         source,
@@ -358,34 +365,45 @@ def _copy_ends(
             progress,
             started,
             checkpoint,
+            True,
         )
     # Files are opened, published and removed in many Python steps: Ctrl-C
-    # waits for a point between two of them (see _interrupts).
-    with HeldInterrupts() as held:
-        stop = held if checkpoint is None else checkpoint
-        ends = Endpoints(
-            source, dest, keep_wal=keep_wal, module=pb.module, source_name=sname
-        )
-        try:
-            result = _copy(
-                ends.source,
-                sb or pb,
-                ends.dest,
-                db or pb,
-                sname,
-                dname,
-                npages,
-                delay,
-                wait,
-                progress,
-                started,
-                stop,
+    # waits for a point between two of them (see _interrupts), the last one
+    # right before a new file is linked into place. One that comes after the
+    # point of no return is raised with a note that says so.
+    ends: Endpoints | None = None
+    committed = False
+    try:
+        with HeldInterrupts() as held:
+            stop = held if checkpoint is None else checkpoint
+            ends = Endpoints(
+                source, dest, keep_wal=keep_wal, module=pb.module, source_name=sname
             )
-            stop.check()  # the last chance to leave a new file unpublished
-        except BaseException:
-            ends.close(complete=False)
-            raise
-        ends.close(complete=True)
+            try:
+                result = _copy(
+                    ends.source,
+                    sb or pb,
+                    ends.dest,
+                    db or pb,
+                    sname,
+                    dname,
+                    npages,
+                    delay,
+                    wait,
+                    progress,
+                    started,
+                    stop,
+                    ends.in_place,
+                )
+                committed = True
+            except BaseException:
+                ends.close(complete=False)
+                raise
+            ends.close(complete=True, before_publish=stop.check)
+    except BaseException as e:
+        if committed and ends is not None and ends.in_place:
+            note_holds_new_copy(e)
+        raise
     return result
 
 
@@ -402,10 +420,13 @@ def _copy(
     progress: Progress | None,
     started: float,
     checkpoint: Checkpoint | None,
+    final: bool,
 ) -> CopyResult:
-    """Copy between two connections, other arguments checked. The path every
-    call takes is kept short: it is most of the cost of copying a small
-    database (so _refs() is inlined here)."""
+    """Copy between two connections, other arguments checked. With ``final``
+    (``dest`` is the destination the caller named, not a private new file),
+    an exception raised after the commit notes that the destination holds
+    the new copy. The path every call takes is kept short: it is most of the
+    cost of copying a small database (so _refs() is inlined here)."""
     sb.check(source)
     db.check(dest)
     if source is dest:
@@ -425,8 +446,12 @@ def _copy(
         if rc != SQLITE_DONE or progress is not None:
             job.source, job.dest, job.sb, job.db = source, dest, sb, db
             job.drive(rc, npages, wait, progress, delay, False, checkpoint)
-    except BaseException:
+            # A spare job keeps no connection alive.
+            job.source = job.dest = None
+    except BaseException as e:
         lib.sqlitebck_end(c)
+        if final and job.counts.committed:
+            note_holds_new_copy(e)
         raise
     counts = job.counts
     result = _new_tuple(
@@ -559,22 +584,30 @@ class Backup:
         npages = _pages(pages)
         # Ctrl-C waits for a point between two C calls: claimed, the object
         # is always released again.
-        with HeldInterrupts() as held:
-            self._claim()
-            try:
-                if self._done:
-                    return True
-                if self._ends is None:
-                    raise self._usage.usage("the backup is closed")
-                job = self._job
-                job.sb.check(job.source)
-                job.db.check(job.dest)
-                lib.sqlitebck_new_batch(job.c)
-                rc = lib.sqlitebck_step(job.c, npages, _BUDGET_MS)
-                self._done = job.drive(rc, npages, self._wait, None, 0.0, True, held)
-                return self._done
-            finally:
-                self._busy.release()
+        try:
+            with HeldInterrupts() as held:
+                self._claim()
+                try:
+                    if self._done:
+                        return True
+                    if self._ends is None:
+                        raise self._usage.usage("the backup is closed")
+                    job = self._job
+                    job.sb.check(job.source)
+                    job.db.check(job.dest)
+                    lib.sqlitebck_new_batch(job.c)
+                    rc = lib.sqlitebck_step(job.c, npages, _BUDGET_MS)
+                    self._done = job.drive(
+                        rc, npages, self._wait, None, 0.0, True, held
+                    )
+                    return self._done
+                finally:
+                    self._busy.release()
+        except BaseException as e:
+            ends = self._ends
+            if self._job.counts.committed and ends is not None and ends.in_place:
+                note_holds_new_copy(e)
+            raise
 
     @property
     def remaining(self) -> int:
@@ -594,17 +627,25 @@ class Backup:
     def finish(self) -> None:
         """End the backup: roll the destination back unless it is complete,
         and release both connections. Calling it again does nothing."""
-        with HeldInterrupts():
-            self._claim()
-            try:
-                ends, self._ends = self._ends, None
-                if ends is not None:
-                    try:
-                        lib.sqlitebck_end(self._job.c)
-                    finally:
-                        ends.close(complete=self._done)
-            finally:
-                self._busy.release()
+        ends: Endpoints | None = None
+        try:
+            with HeldInterrupts() as held:
+                self._claim()
+                try:
+                    ends, self._ends = self._ends, None
+                    if ends is not None:
+                        try:
+                            lib.sqlitebck_end(self._job.c)
+                        finally:
+                            # A finished backup keeps no connection alive.
+                            self._job.source = self._job.dest = None
+                            ends.close(self._done, before_publish=held.check)
+                finally:
+                    self._busy.release()
+        except BaseException as e:
+            if self._done and ends is not None and ends.in_place:
+                note_holds_new_copy(e)
+            raise
 
     close = finish
 

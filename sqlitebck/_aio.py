@@ -20,6 +20,7 @@ import time
 
 import sqlitebck
 from sqlitebck._endpoints import AsyncEndpoint
+from sqlitebck._errors import holds_new_copy, note_holds_new_copy
 from sqlitebck._frameworks import AioConnection, framework_of
 
 _AIOSQLITE = "aiosqlite.core.Connection"
@@ -107,9 +108,10 @@ async def acopy(
     ``progress`` is called on the event loop's thread. Cancelling the task
     ends the copy within about 50 ms, and ``CancelledError`` propagates once
     the destination has its previous content again (a new destination path
-    is not created). Only a copy whose last step was already committing an
-    existing destination when the cancellation came is complete all the
-    same; ``CancelledError`` propagates then too.
+    is not created). Only a cancellation that comes while the destination
+    commits (or a new file is linked into place), the point of no return,
+    finds the copy complete: ``CancelledError`` propagates then too, with a
+    note (``__notes__``) saying that the destination holds the new copy.
 
     >>> import asyncio, sqlite3, sqlitebck
     >>> src = sqlite3.connect(":memory:", check_same_thread=False)
@@ -159,14 +161,17 @@ async def acopy(
         run = loop.run_in_executor(None, work)
     try:
         return await asyncio.shield(run)
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as cancelled:
         stop.cancel()
         # The copy ends (and rolls back) on its thread; whatever else comes
         # (another cancellation), the destination is settled before this
-        # task goes on.
+        # task goes on. If it was past the point of no return, the
+        # cancellation says that the destination holds the new copy.
         while not run.done():
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait({run})
         if not run.cancelled():
-            run.exception()  # retrieved: the cancellation is what counts
+            error = run.exception()  # retrieved: the cancellation is what counts
+            if error is None or holds_new_copy(error):
+                note_holds_new_copy(cancelled)
         raise

@@ -455,19 +455,30 @@ class Endpoints:
             self.dest.execute("PRAGMA synchronous=OFF")
             self.dest.execute(f"PRAGMA cache_size={_SHIM_CACHE_PAGES}")
 
-    def close(self, complete: bool) -> None:
+    @property
+    def in_place(self) -> bool:
+        """True once what the destination connection commits is what the
+        caller named: an existing destination, or a new one once published."""
+        return self._final is None
+
+    def close(
+        self, complete: bool, before_publish: Callable[[], object] = lambda: None
+    ) -> None:
         """Close the connections opened here; put a new destination in place
-        if ``complete``, else remove it. Every step is taken whatever the
-        others did; after a complete copy, the first error is raised (an
-        incomplete one is already failing with its own error)."""
+        if ``complete``, else remove it. ``before_publish`` is called right
+        before the new file is linked into place: what it raises leaves the
+        file unpublished. Every step is taken whatever the others did; after
+        a complete copy, the first error is raised (an incomplete one is
+        already failing with its own error)."""
         first: BaseException | None = None
         if complete and self._own_dest and self._rollback:
             first = _attempt(self._settle_journal_mode)
         if self._own_dest:
             self._own_dest = False
-            first = first or _attempt(self.dest.close)
+            error = _attempt(self.dest.close)
+            first = first or error
         if complete and first is None and self._final is not None:
-            first = _attempt(self._publish)
+            first = _attempt(lambda: self._publish(before_publish))
         if self._private is not None:
             error = _attempt(self._remove_private)
             first = first or error
@@ -507,12 +518,13 @@ class Endpoints:
         finally:
             cursor.close()
 
-    def _publish(self) -> None:
+    def _publish(self, before_link: Callable[[], object]) -> None:
         """Make the copy durable, then give it its final name atomically.
 
         A hard link does it without ever replacing a file that another
         process created there meanwhile (FileExistsError); where the file
-        system has no hard links, a rename does it.
+        system has no hard links, a rename does it. ``before_link`` is the
+        last chance to stop (a Ctrl-C or a cancellation during the fsync).
         """
         assert self._private is not None and self._final is not None
         copy, final = os.path.join(self._private, _COPY_NAME), self._final
@@ -520,6 +532,7 @@ class Endpoints:
             if stat.S_IMODE(os.stat(copy).st_mode) != self._final_mode:
                 os.chmod(copy, self._final_mode)
             _fsync(copy)
+            before_link()
             try:
                 os.link(copy, final)
             except FileExistsError:

@@ -95,6 +95,34 @@ def error_name(code: int) -> str:
     return ERROR_NAMES.get(code, "SQLITE_UNKNOWN")
 
 
+# The note on an exception that came after the point of no return: the
+# destination committed (or a new file was linked into place) before it.
+HOLDS_NEW_COPY = (
+    "sqlitebck: the destination holds the new copy (it was complete when this came)"
+)
+
+
+def note_holds_new_copy(error: BaseException) -> None:
+    """Note on ``error`` that the destination holds the new copy, once
+    (``add_note`` from Python 3.11, ``__notes__`` set by hand before).
+
+    >>> e = KeyboardInterrupt()
+    >>> note_holds_new_copy(e); note_holds_new_copy(e)
+    >>> e.__notes__
+    ['sqlitebck: the destination holds the new copy (it was complete when this came)']
+    """
+    notes = getattr(error, "__notes__", None)
+    if notes is None:
+        notes = error.__notes__ = []
+    if HOLDS_NEW_COPY not in notes:
+        notes.append(HOLDS_NEW_COPY)
+
+
+def holds_new_copy(error: BaseException) -> bool:
+    """True if ``error`` carries the note of :func:`note_holds_new_copy`."""
+    return HOLDS_NEW_COPY in getattr(error, "__notes__", ())
+
+
 def sqlite_error(code: int, message: str, module: Any = sqlite3) -> Exception:
     """Return the exception DB-API ``module`` (the sqlite3 module, or
     pysqlite3's, sqlean's, sqlcipher3's) would raise for ``code``, in its own
