@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import sqlite3
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -219,3 +220,32 @@ def test_backups_of_subclassed_and_attached_schemas(
         while not backup.step(4):
             pass
     assert rows(b) == rows(a, "aux.t")
+
+
+@pytest.mark.parametrize("how", ["pages", "progress", "backup"])
+def test_a_finished_copy_keeps_no_connection_alive(how: str) -> None:
+    """A finished copy (its job kept for the next one) holds no reference to
+    either connection: a dropped in-memory database is freed."""
+
+    class Connection(sqlite3.Connection):  # weak references need a subclass
+        pass
+
+    src = sqlite3.connect(":memory:", factory=Connection)
+    fill(src)
+    dst = sqlite3.connect(":memory:", factory=Connection)
+    backup = None
+    if how == "pages":
+        sqlitebck.copy(src, dst, pages=1)
+    elif how == "progress":
+        sqlitebck.copy(src, dst, progress=lambda *a: None)
+    else:
+        backup = sqlitebck.Backup(src, dst)
+        backup.step(1)
+        backup.finish()
+    refs = [weakref.ref(src), weakref.ref(dst)]
+    src.close()
+    dst.close()
+    del src, dst
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None]
+    assert backup is None or backup.done is False

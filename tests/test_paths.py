@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -608,3 +609,34 @@ def test_a_source_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
         with pytest.raises(sqlite3.OperationalError, match="not a database file"):
             sqlitebck.copy(source, dest)
     assert rows(dest) == before
+
+
+def test_a_failed_settling_step_still_closes_the_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every clean-up step runs whatever failed before it: a new copy whose
+    journal mode cannot be settled (a full disk, no descriptors left) is
+    closed and removed all the same, never left open holding its space."""
+    import sqlitebck._endpoints as endpoints
+
+    source = make_db(tmp_path / "src.db", rows=300, journal="wal")
+
+    def fail(self: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(endpoints.Endpoints, "_settle_journal_mode", fail)
+    with pytest.raises(OSError, match="No space"):
+        sqlitebck.copy(source, tmp_path / "new.db")
+    fds = "/proc/self/fd"
+    if os.path.isdir(fds):
+        targets = []
+        for fd in os.listdir(fds):
+            with contextlib.suppress(OSError):
+                targets.append(os.readlink(os.path.join(fds, fd)))
+        assert not [t for t in targets if t.startswith(str(tmp_path))], targets
+    # No new file, no private folder: only the source (and its WAL files).
+    assert {p.name for p in tmp_path.iterdir()} <= {
+        "src.db",
+        "src.db-wal",
+        "src.db-shm",
+    }
