@@ -48,6 +48,7 @@ typedef struct sqlite3_mutex sqlite3_mutex;
 #include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #endif
 
 /* The SQLite result codes and constants used here (stable ABI). */
@@ -588,8 +589,36 @@ struct sqlitebck_job {
   int dst_autocommit;         /* sqlite3_get_autocommit(dst) at the start */
   int dst_changes;            /* sqlite3_total_changes(dst) at the start */
   volatile int dst_disturbed; /* commits and rollbacks of dst seen */
+  long owner;                 /* the process that started the job */
   struct sqlitebck_error error;
 };
+
+/* The process this runs in, to tell a parent from its fork() children. */
+static long sqlitebck_process(void) {
+#ifdef _WIN32
+  return (long)GetCurrentProcessId();
+#else
+  return (long)getpid();
+#endif
+}
+
+/*
+** Return 1 if JOB is open but was started by another process: this is a
+** child of fork(), holding a copy of its parent's memory. The job, its
+** connections and its files belong to the parent: the child never steps,
+** ends or rolls back anything of theirs (the connections' files are the
+** parent's, and a rollback from here would undo its copy); it only forgets
+** the job, as if ended, touching no SQLite object.
+*/
+static int sqlitebck_forked(sqlitebck_job *job) {
+  if (job->counts.open && job->owner != sqlitebck_process()) {
+    job->counts.open = 0;
+    job->backup = 0;
+    job->pin = job->src_guard = job->dst_guard = 0;
+    return 1;
+  }
+  return 0;
+}
 
 static int sqlitebck_guard(sqlitebck_job *job);
 
@@ -1150,6 +1179,7 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
   }
   job->src = src;
   job->dst = dst;
+  job->owner = sqlitebck_process();
   sqlitebck_enter(job);
   job->counts.open = 1;
 
@@ -1370,6 +1400,12 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
 ** SQLITE_LOCKED the job is ended before this returns.
 */
 int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
+  if (sqlitebck_forked(job)) {
+    return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_USAGE,
+                          "the copy belongs to the process that started it, "
+                          "not to this child of fork()",
+                          0);
+  }
   if (!job->counts.open) {
     return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_USAGE,
                           "the copy is over", 0);
@@ -1405,11 +1441,13 @@ int sqlitebck_copy(sqlitebck_job *job, int library, uintptr_t src,
 
 /*
 ** End the job, whatever its state (see sqlitebck_end_locked()); ending an
-** ended job does nothing and returns SQLITE_OK. Returns the result of
+** ended job, or in a child of fork() a job of its parent (see
+** sqlitebck_forked()), does nothing and returns SQLITE_OK. Returns the result
+*of
 ** sqlite3_backup_finish().
 */
 int sqlitebck_end(sqlitebck_job *job) {
-  if (!job->counts.open) {
+  if (sqlitebck_forked(job) || !job->counts.open) {
     return SQLITE_OK;
   }
   sqlitebck_enter(job);

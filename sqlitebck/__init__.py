@@ -448,24 +448,25 @@ def _copy(
             job.drive(rc, npages, wait, progress, delay, False, checkpoint)
             # A spare job keeps no connection alive.
             job.source = job.dest = None
+        # Up to the return, an interrupt still gets its note.
+        counts = job.counts
+        result = _new_tuple(
+            CopyResult,
+            (
+                counts.pagecount,
+                counts.steps,
+                counts.restarts,
+                time.perf_counter() - started,
+            ),
+        )
+        if len(_spare_jobs) < _SPARE_JOBS:
+            _spare_jobs.append(job)
+        return result
     except BaseException as e:
         lib.sqlitebck_end(c)
         if final and job.counts.committed:
             note_holds_new_copy(e)
         raise
-    counts = job.counts
-    result = _new_tuple(
-        CopyResult,
-        (
-            counts.pagecount,
-            counts.steps,
-            counts.restarts,
-            time.perf_counter() - started,
-        ),
-    )
-    if len(_spare_jobs) < _SPARE_JOBS:
-        _spare_jobs.append(job)
-    return result
 
 
 class Backup:
@@ -505,6 +506,7 @@ class Backup:
         keep_wal: bool = False,
     ) -> None:
         self._busy = threading.Lock()
+        self._owner = os.getpid()  # a fork() child must leave it alone
         self._usage: Binding = STDLIB
         self._ends: Endpoints | None = None
         self._done = False
@@ -626,7 +628,17 @@ class Backup:
 
     def finish(self) -> None:
         """End the backup: roll the destination back unless it is complete,
-        and release both connections. Calling it again does nothing."""
+        and release both connections. Calling it again does nothing.
+
+        In a child of ``fork()``, a Backup of its parent's is refused
+        (``sqlite3.ProgrammingError``), and then forgotten: its job,
+        connections and files are the parent's, and are left to it."""
+        if os.getpid() != self._owner:
+            self._forget()
+            raise self._usage.usage(
+                "this Backup belongs to the process that made it, not to this "
+                "child of fork(); it is left to its owner"
+            )
         ends: Endpoints | None = None
         try:
             with HeldInterrupts() as held:
@@ -655,8 +667,18 @@ class Backup:
     def __exit__(self, *exc_info: object) -> None:
         self.finish()
 
+    def _forget(self) -> None:
+        """In a child of fork(): drop the parent's job and ends untouched."""
+        if self._ends is not None:
+            self._ends = None
+            lib.sqlitebck_end(self._job.c)  # only forgets it (see backup.c)
+
     def __del__(self) -> None:
-        if getattr(self, "_ends", None) is not None:
+        if getattr(self, "_ends", None) is None:
+            return
+        if os.getpid() != self._owner:
+            self._forget()
+        else:
             self.finish()
 
 

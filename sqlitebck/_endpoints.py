@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -67,9 +68,15 @@ SQLITE_READONLY_DIRECTORY = 1544
 # The first 16 bytes of every SQLite database file.
 MAGIC = b"SQLite format 3\0"
 # The private folder beside a new destination: a short name, so that any
-# destination name that fits NAME_MAX works.
+# destination name that fits NAME_MAX works, that says which process made it
+# (".<pid>.<random>.sqlitebck-tmp"): a later copy into the same folder
+# removes the folders of processes that are gone (killed, or out of file
+# descriptors when they would have removed it).
 PRIVATE_SUFFIX = ".sqlitebck-tmp"
+_PRIVATE_NAME = re.compile(r"\.([0-9]+)\.[0-9a-f]{8}" + re.escape(PRIVATE_SUFFIX))
 _COPY_NAME = "copy.db"
+# What SQLite may leave beside the copy in its private folder.
+_COPY_FILES = [_COPY_NAME + suffix for suffix in ("", "-journal", "-wal", "-shm")]
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _READONLY = "attempt to write a readonly database"
 _SHORT_READ = 522  # SQLITE_IOERR_SHORT_READ: the rest of the buffer is zeros
@@ -187,6 +194,50 @@ def _attempt(action: Callable[[], object]) -> BaseException | None:
     except BaseException as e:  # reported by the caller
         return e
     return None
+
+
+def _remove_folder(private: str) -> None:
+    """Remove a private folder: its files by name, then the folder, which
+    needs no file descriptor (a process out of them can still clean up);
+    anything else found in it, with shutil.rmtree."""
+    for name in _COPY_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(private, name))
+    try:
+        os.rmdir(private)
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        shutil.rmtree(private)
+
+
+def _remove_orphans(folder: str) -> None:
+    """Remove the private folders in ``folder`` that processes of this user
+    left behind when they died (POSIX: a process that no longer exists).
+    Those of live processes, of other users, and anything else are left."""
+    if os.name != "posix":  # os.kill() would end a process there
+        return
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return  # the copy itself will say what is wrong with the folder
+    for entry in entries:
+        found = _PRIVATE_NAME.fullmatch(entry.name)
+        if found is None:
+            continue
+        pid = int(found.group(1))
+        try:
+            mine = entry.is_dir(follow_symlinks=False) and (
+                entry.stat(follow_symlinks=False).st_uid == os.getuid()
+            )
+            if not mine or pid == os.getpid():
+                continue
+            os.kill(pid, 0)  # raises ProcessLookupError if it is gone
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                _remove_folder(entry.path)
+        except (OSError, OverflowError):
+            continue  # alive (another user's), or unreadable: left alone
 
 
 def _kind(mode: int) -> str:
@@ -412,9 +463,11 @@ class Endpoints:
             )
         self._final = self._dest_path = path
         self._rollback = not self._keep_wal
+        _remove_orphans(folder or os.curdir)
         while True:
             private = os.path.join(
-                folder or os.curdir, f".{secrets.token_hex(8)}{PRIVATE_SUFFIX}"
+                folder or os.curdir,
+                f".{os.getpid()}.{secrets.token_hex(4)}{PRIVATE_SUFFIX}",
             )
             try:
                 os.mkdir(private, 0o700)
@@ -552,5 +605,5 @@ class Endpoints:
 
     def _remove_private(self) -> None:
         assert self._private is not None
-        shutil.rmtree(self._private)
+        _remove_folder(self._private)
         self._private = None

@@ -39,7 +39,7 @@ def with_args(code: str, *args: object) -> str:
 # copy, and after each checks what the user relies on. The timer is
 # setitimer's SIGALRM, precise to microseconds, whose handler sends SIGINT.
 SIGNAL_FUZZ = r"""
-import json, os, random, signal, sqlite3, sys, time
+import json, os, random, signal, sqlite3, sys, time, traceback
 import sqlitebck
 
 source, dest, mode, trials, seed, shims = sys.argv[1:7]
@@ -110,15 +110,20 @@ for trial in range(trials):
         ends = (source, dest)
     # Half the interrupts in the first two milliseconds, half anywhere.
     delay = rng.uniform(0, 0.002) if trial % 2 else rng.uniform(0, length * 1.2)
-    interrupted = noted = False
+    interrupted = inside = noted = False
     try:
         armed[0] = True
         signal.setitimer(signal.ITIMER_REAL, max(delay, 1e-6))
         sqlitebck.copy(*ends, pages=pages)
         armed[0] = False
     except KeyboardInterrupt as e:
-        # Raised here, after copy() returned, it is no answer of copy().
-        interrupted = e.__traceback__.tb_next is not None
+        interrupted, raised = True, e
+        # Raised here (before copy() began or after it returned: in this
+        # frame, or in the timer's handler called from it), it is no answer
+        # of copy()'s.
+        called = e.__traceback__.tb_next
+        inside = called is not None and called.tb_frame.f_code is not (
+            interrupt.__code__)
         noted = "holds the new copy" in " ".join(getattr(e, "__notes__", []))
     armed[0] = False
     signal.setitimer(signal.ITIMER_REAL, 0)
@@ -142,7 +147,8 @@ for trial in range(trials):
             outcomes["old"] += 1
         else:
             assert names == ["t"] and n == src_rows, (trial, names, n)
-            assert noted or not interrupted, (trial, "raised, not noted")
+            assert noted or not inside, (trial, "raised, not noted", "".join(
+                traceback.format_exception(type(raised), raised, raised.__traceback__)))
             outcomes["new"] += 1
             outcomes["noted"] += noted
         assert writable(dest), trial
@@ -587,3 +593,63 @@ def test_a_refused_copy_keeps_the_callers_locks_on_the_file(
         assert out.strip() == "locked", err
     assert reader.execute("SELECT count(*) FROM t").fetchone() == (50,)
     reader.execute("COMMIT")
+
+
+# A child that opens a Backup, steps it once, then forks: the fork's child
+# uses the Backup (or just exits with it alive), and the parent then
+# completes its copy, which must be whole.
+FORK_DURING = r"""
+import os, sqlite3, sys
+import sqlitebck
+
+source, dest, new_path, child_does = sys.argv[1:5]
+if new_path == "False":
+    conn = sqlite3.connect(dest)
+    conn.execute("CREATE TABLE old(x)")
+    conn.commit()
+    conn.close()
+backup = sqlitebck.Backup(source, dest)
+backup.step(3)
+pid = os.fork()
+if pid == 0:
+    outcome = "untouched"
+    try:
+        if child_does == "step":
+            backup.step(3)
+        elif child_does == "finish":
+            backup.finish()
+    except sqlite3.ProgrammingError as e:
+        outcome = "refused: " + str(e)
+    print(outcome, flush=True)
+    sys.exit(0)  # a normal exit: the Backup is finalized here
+_, status = os.waitpid(pid, 0)
+assert status == 0, status
+while not backup.step(3):
+    pass
+backup.finish()
+conn = sqlite3.connect(dest)
+print(conn.execute("PRAGMA integrity_check").fetchone()[0],
+      conn.execute("SELECT count(*) FROM t").fetchone()[0], flush=True)
+conn.close()
+"""
+
+
+@POSIX
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+@pytest.mark.parametrize("child_does", ["nothing", "step", "finish"])
+@pytest.mark.parametrize("new_path", [True, False])
+def test_a_fork_child_leaves_its_parents_backup_alone(
+    tmp_path: Path, new_path: bool, child_does: str
+) -> None:
+    source = make_db(tmp_path / "src.db", rows=400)
+    dest = tmp_path / "dest.db"
+    child = python(with_args(FORK_DURING, source, dest, new_path, child_does))
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    said, result = out.splitlines()
+    if child_does == "nothing":
+        assert said == "untouched"
+    else:
+        assert said.startswith("refused: ") and "fork()" in said, said
+    assert result == "ok 400"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".sqlitebck-tmp")]

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -640,3 +641,28 @@ def test_a_failed_settling_step_still_closes_the_new_file(
         "src.db-wal",
         "src.db-shm",
     }
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process ids of POSIX")
+def test_a_new_copy_removes_the_folders_of_dead_processes_only(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=10)
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = int(done.stdout)  # that process has exited
+    folders = {
+        "dead": tmp_path / f".{dead}.0123abcd.sqlitebck-tmp",
+        "alive": tmp_path / f".{os.getppid()}.0123abcd.sqlitebck-tmp",
+        "other": tmp_path / f".{dead}.not-ours.sqlitebck-tmp",
+    }
+    for folder in folders.values():
+        folder.mkdir(mode=0o700)
+        (folder / "copy.db").write_bytes(b"x" * 4096)
+    (folders["dead"] / "copy.db-journal").write_bytes(b"j")
+    sqlitebck.copy(source, tmp_path / "new.db")
+    assert not folders["dead"].exists()
+    assert folders["alive"].exists() and folders["other"].exists()
+    assert rows(tmp_path / "new.db") == rows(source)
