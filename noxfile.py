@@ -33,6 +33,10 @@ DIST = ROOT / "dist"  # the sdist, and the repaired wheels in dist/wheelhouse
 WHEELHOUSE = DIST / "wheelhouse"
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 CPYTHONS = nox.project.python_versions(PYPROJECT)  # from the classifiers
+# The newest ones come from Debian unstable, in a root file system (see
+# tests-sid); pyenv has the others.
+SID_CPYTHONS = ["3.14", "3.15"]
+HOST_CPYTHONS = [v for v in CPYTHONS if v not in SID_CPYTHONS]
 OLDEST = CPYTHONS[0]
 ABI3_TAG = f"cp{OLDEST.replace('.', '')}-abi3"
 PYPY = "pypy3"
@@ -41,13 +45,13 @@ TEST_DEPS = PYPROJECT["project"]["optional-dependencies"]["test"]
 
 def _find_pyenv_pythons() -> None:
     """Put pyenv's interpreters on PATH as pythonX.Y (pyenv's own shims run
-    only the selected versions), so that nox finds every one of CPYTHONS."""
+    only the selected versions), so that nox finds every one of HOST_CPYTHONS."""
     pyenv = shutil.which("pyenv")
     if pyenv is None:
         return
     links = ROOT / ".nox" / "_pythons"
     links.mkdir(parents=True, exist_ok=True)
-    for version in CPYTHONS:
+    for version in HOST_CPYTHONS:
         found = subprocess.run(
             [pyenv, "prefix", version], capture_output=True, text=True, check=False
         )
@@ -140,7 +144,7 @@ def run_suite(session: nox.Session, wheel: Path) -> None:
 
 # The newest CPython: mypy reads the standard library as of that version (the
 # sqlite3 error attributes the code uses are typed from 3.11 on).
-@nox.session(python=CPYTHONS[-1])
+@nox.session(python=HOST_CPYTHONS[-1])
 def lint(session: nox.Session) -> None:
     """ruff, mypy --strict, clang-format, cppcheck, clang-tidy, MinGW compile."""
     session.install(".[dev]")
@@ -193,7 +197,7 @@ def wheel_cpython(session: nox.Session) -> None:
     build_wheel(session, ABI3_TAG)
 
 
-@nox.session(python=CPYTHONS, requires=["wheel-cpython"])
+@nox.session(python=HOST_CPYTHONS, requires=["wheel-cpython"])
 def tests(session: nox.Session) -> None:
     """The test suite against the one abi3 wheel, in a fresh venv of this CPython."""
     run_suite(session, wheel_of(ABI3_TAG))
@@ -211,7 +215,7 @@ def tests_pypy(session: nox.Session) -> None:
     run_suite(session, wheel_of("pp"))
 
 
-@nox.session(python=CPYTHONS[-1], requires=["sdist"])
+@nox.session(python=HOST_CPYTHONS[-1], requires=["sdist"])
 def asan(session: nox.Session) -> None:
     """The test suite against an AddressSanitizer build of the C core."""
     session.install(*TEST_DEPS)
@@ -260,7 +264,7 @@ def dist(session: nox.Session) -> None:
         if bundled:
             session.error(f"{wheel.name} bundles a SQLite library: {bundled}")
     tmp = fresh_tmp(session)
-    targets = [(f"python{v}", ABI3_TAG) for v in CPYTHONS] + [(PYPY, "pp")]
+    targets = [(f"python{v}", ABI3_TAG) for v in HOST_CPYTHONS] + [(PYPY, "pp")]
     for interpreter, tag in targets:
         found = shutil.which(interpreter)
         if found is None:
@@ -448,7 +452,7 @@ def suite_in_root(
 
 
 @nox.session(name="tests-sid", python=False, requires=["wheel-cpython"])
-@nox.parametrize("python", ["python3.14", "python3.15"])
+@nox.parametrize("python", [f"python{v}" for v in SID_CPYTHONS])
 def tests_sid(session: nox.Session, python: str) -> None:
     """The suite against the one abi3 wheel on Debian unstable's CPythons."""
     suite_in_root(session, SID, python, wheel_of(ABI3_TAG))

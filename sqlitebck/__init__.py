@@ -242,7 +242,8 @@ def copy(
     that other connections can use the source meanwhile.
 
     ``progress(status, remaining, total)`` is called after every batch (and
-    about every 50 ms of a large unbatched copy), with status ``SQLITE_OK``
+    about every 50 ms of a large unbatched copy, and before the step that
+    commits it), with status ``SQLITE_OK``
     (0), ``SQLITE_BUSY``/``SQLITE_LOCKED`` while waiting for a lock, and
     finally ``SQLITE_DONE`` (101) with ``remaining == 0``. An exception from
     it ends the copy and propagates; the destination then keeps its previous
@@ -255,7 +256,10 @@ def copy(
     While a lock held elsewhere stops the copy, it is retried for up to
     ``timeout`` seconds (``None``: without limit), then
     ``sqlite3.OperationalError`` ("database is locked") is raised. A failed
-    or interrupted copy (Ctrl-C included) leaves the destination as it was.
+    or interrupted copy (Ctrl-C included) leaves the destination as it was;
+    only an exception that comes while the destination commits (the point
+    of no return) or after finds the copy complete, and says so in a note:
+    "the destination holds the new copy".
 
     >>> import sqlite3, sqlitebck
     >>> src = sqlite3.connect(":memory:")

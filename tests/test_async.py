@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 import threading
 import time
@@ -229,3 +230,52 @@ def test_cancelling_twice_still_waits_for_the_copy_to_end(
 
     asyncio.run(main())
     assert (rows(dest) if existing else None) == before
+
+
+@pytest.mark.parametrize("target", ["existing", "new"])
+def test_a_cancellation_says_whether_the_destination_holds_the_new_copy(
+    tmp_path: Path, target: str
+) -> None:
+    """Cancelled at random instants, from before the copy starts to after it
+    ends: ``CancelledError`` carries the note that the destination holds the
+    new copy exactly when it does."""
+    source = make_db(tmp_path / "src.db", rows=1500)
+    expected = rows(source)
+    dest = tmp_path / "dst.db"
+    rng = random.Random(3)
+    outcomes = {"old": 0, "new": 0, "noted": 0}
+
+    async def once(delay: float) -> None:
+        task = asyncio.ensure_future(sqlitebck.acopy(source, dest, pages=8, sleep=1))
+        await asyncio.sleep(delay)
+        task.cancel()
+        noted = False
+        try:
+            await task
+        except asyncio.CancelledError as e:
+            noted = "holds the new copy" in " ".join(getattr(e, "__notes__", []))
+        else:
+            noted = True  # not cancelled in time: it returned, complete
+        if not dest.exists() or rows(dest) != expected:
+            assert not noted
+            outcomes["old"] += 1
+        else:
+            assert noted, "cancelled, complete, and not said"
+            outcomes["new"] += 1
+            outcomes["noted"] += noted
+
+    async def main() -> None:
+        lengths = []
+        for _ in range(3):
+            began = time.perf_counter()
+            await sqlitebck.acopy(source, tmp_path / "timing.db", pages=8, sleep=1)
+            lengths.append(time.perf_counter() - began)
+        length = min(lengths)
+        for _ in range(40):
+            dest.unlink(missing_ok=True)
+            if target == "existing":
+                old_dest(dest)
+            await once(rng.uniform(0, length * 1.3))
+
+    asyncio.run(main())
+    assert outcomes["old"] > 0 and outcomes["new"] > 0, outcomes
