@@ -1004,12 +1004,14 @@ static void sqlitebck_free_schema(sqlitebck_job *job) {
 **     from a callback or between steps then leaves a "zombie" connection,
 **     which SQLite frees once sqlitebck_release() finalizes the guards.
 **
-** While a job is open between two calls, the destination refuses new
-** statements: its SQL length limit is zero, so that any statement prepared
-** on it fails at once with SQLITE_TOOBIG ("statement too long") instead of
-** running inside the backup's half-written transaction; the limit is given
-** back when the job ends. (A statement its owner had prepared before is
-** caught by sqlitebck_check_dst() instead.)
+** From sqlite3_backup_init() to the end of the job, the destination
+** refuses new statements: its SQL length limit is zero, so that any
+** statement prepared on it (from a callback during a step, or between two
+** calls) fails at once with SQLITE_TOOBIG ("statement too long") instead of
+** running inside the backup's half-written transaction, and so does
+** sqlite3_deserialize(), which would free the database the backup writes
+** into; the limit is given back when the job ends. (A statement its owner
+** had prepared before is caught by sqlitebck_check_dst() instead.)
 **
 ** So a small copy between connections in memory, done in one call that runs
 ** no statement, pays for no guard. Ending a job (sqlitebck_end_locked())
@@ -1045,13 +1047,25 @@ static int sqlitebck_guard(sqlitebck_job *job) {
                              "source connection open during the copy "
                              "(" SQLITEBCK_GUARD_SQL ", never run)");
   }
-  if (job->dst_guard == 0 &&
-      job->api->prepare_v2(job->dst, SQLITEBCK_GUARD_SQL, -1, &job->dst_guard,
-                           0) != SQLITE_OK) {
-    return sqlitebck_fail_on(job, job->dst,
-                             "could not prepare the statement that keeps the "
-                             "destination connection open during the copy "
-                             "(" SQLITEBCK_GUARD_SQL ", never run)");
+  if (job->dst_guard == 0) {
+    int rc;
+    /* The destination refuses statements once the backup is started: its
+    ** SQL length limit is lifted for this one alone. */
+    if (job->dst_sql_limit >= 0) {
+      job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH,
+                      (int)sizeof SQLITEBCK_GUARD_SQL);
+    }
+    rc = job->api->prepare_v2(job->dst, SQLITEBCK_GUARD_SQL, -1,
+                              &job->dst_guard, 0);
+    if (job->dst_sql_limit >= 0) {
+      job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH, 0);
+    }
+    if (rc != SQLITE_OK) {
+      return sqlitebck_fail_on(job, job->dst,
+                               "could not prepare the statement that keeps the "
+                               "destination connection open during the copy "
+                               "(" SQLITEBCK_GUARD_SQL ", never run)");
+    }
   }
   return SQLITE_OK;
 }
@@ -1127,9 +1141,6 @@ static int sqlitebck_return(sqlitebck_job *job, int rc) {
     if (guarded != SQLITE_OK) {
       rc = guarded;
       sqlitebck_end_locked(job);
-    } else if (job->dst_sql_limit < 0) {
-      job->dst_sql_limit =
-          job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH, 0);
     }
   }
   if (job->locked) {
@@ -1229,38 +1240,45 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
       goto fail;
     }
   }
-  job->backup = job->api->backup_init(dst, dst_schema, src, src_schema);
-  if (job->backup == 0) {
-    sqlitebck_fail(job, sqlitebck_errcode(job, dst), 0, 0, dst);
-    goto fail;
-  }
-  job->dst_autocommit = job->api->get_autocommit(dst);
-  job->dst_changes = job->api->total_changes(dst);
-  job->api->commit_hook(dst, sqlitebck_refuse_commit, job);
-  job->api->rollback_hook(dst, sqlitebck_note_rollback, job);
-
   /* Only a database file can be locked by someone else: the busy timeout
-  ** is worth taking over (by a statement: guarded first) only then. */
+  ** is worth taking over (by a statement: guarded first) only then. These
+  ** statements run the caller's callbacks, so they come before
+  ** sqlite3_backup_init(): whatever a callback does to a connection (close
+  ** it, replace its database with sqlite3_deserialize()) happens before
+  ** the backup refers to its databases. */
   rc = SQLITE_OK;
   if ((src_file && src_file[0]) || (dst_file && dst_file[0])) {
     rc = sqlitebck_guard(job);
   }
+  if (rc == SQLITE_OK && src_file && src_file[0]) {
+    rc = sqlitebck_take_busy(job, src);
+  }
+  if (rc == SQLITE_OK && dst_file && dst_file[0]) {
+    rc = sqlitebck_take_busy(job, dst);
+  }
+  if (rc != SQLITE_OK) {
+    goto fail;
+  }
   if (src_file && src_file[0]) {
-    if (rc == SQLITE_OK) {
-      rc = sqlitebck_take_busy(job, src);
-    }
     job->snapshot =
         pages > 0 ? SQLITEBCK_SNAPSHOT_IF_WAL : SQLITEBCK_SNAPSHOT_NOW;
   } else {
     job->snapshot = pages > 0 ? SQLITEBCK_SNAPSHOT_AFTER_RESTARTS
                               : SQLITEBCK_SNAPSHOT_SECOND_STEP;
   }
-  if (rc == SQLITE_OK && dst_file && dst_file[0]) {
-    rc = sqlitebck_take_busy(job, dst);
+  job->backup = job->api->backup_init(dst, dst_schema, src, src_schema);
+  if (job->backup == 0) {
+    sqlitebck_fail(job, sqlitebck_errcode(job, dst), 0, 0, dst);
+    goto fail;
   }
-  if (rc == SQLITE_OK) {
-    return SQLITE_OK;
-  }
+  /* From here to the end of the job the destination refuses new
+  ** statements (see THE LIFE OF A JOB), sqlite3_deserialize()'s included. */
+  job->dst_sql_limit = job->api->limit(dst, SQLITE_LIMIT_SQL_LENGTH, 0);
+  job->dst_autocommit = job->api->get_autocommit(dst);
+  job->dst_changes = job->api->total_changes(dst);
+  job->api->commit_hook(dst, sqlitebck_refuse_commit, job);
+  job->api->rollback_hook(dst, sqlitebck_note_rollback, job);
+  return SQLITE_OK;
 fail:
   sqlitebck_end_locked(job);
   return job->error.rc;

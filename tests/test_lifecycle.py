@@ -653,3 +653,63 @@ def test_a_fork_child_leaves_its_parents_backup_alone(
         assert said.startswith("refused: ") and "fork()" in said, said
     assert result == "ok 400"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".sqlitebck-tmp")]
+
+
+# A child that tries to replace the destination's database with
+# Connection.deserialize() while a copy writes into it: from the progress
+# callback between two steps, and from a trace callback of the source that
+# runs inside the copy's first call (the statement that takes the source's
+# snapshot). Before the backup begins, a callback may replace it: the copy
+# then goes into what the connection holds.
+DESERIALIZE_DURING = r"""
+import sqlite3, sys
+import sqlitebck
+
+source, dest, where = sys.argv[1:4]
+other = sqlite3.connect(":memory:")
+other.execute("CREATE TABLE other(x)")
+data = other.serialize()
+other.close()
+src = sqlite3.connect(source)
+dst = sqlite3.connect(dest)
+refused = []
+
+def swap(*args):
+    # The statement a copy runs on the source once the backup has begun, or
+    # a progress report before the end.
+    if args[0] == 101 or "schema_version" not in str(args[0]) and where == "trace":
+        return
+    try:
+        dst.deserialize(data)
+        refused.append("accepted")
+    except sqlite3.Error as e:
+        refused.append(type(e).__name__)
+
+if where == "trace":
+    src.set_trace_callback(swap)
+    sqlitebck.copy(src, dst, pages=5)
+else:
+    sqlitebck.copy(src, dst, pages=5, progress=swap)
+src.set_trace_callback(None)
+print(sorted(set(refused)), dst.execute("SELECT count(*) FROM t").fetchone()[0])
+src.close()
+dst.close()
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(sqlite3.Connection, "deserialize"), reason="Python 3.11+"
+)
+@pytest.mark.parametrize("where", ["progress", "trace"])
+def test_replacing_the_destination_during_a_copy_is_refused(
+    tmp_path: Path, where: str
+) -> None:
+    source = make_db(tmp_path / "src.db", rows=400)
+    dest = make_db(tmp_path / "dst.db", rows=3)
+    child = python(with_args(DESERIALIZE_DURING, source, dest, where))
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err  # not a crash
+    refused, count = out.rsplit(" ", 1)
+    assert "accepted" not in refused and refused != "[]", refused
+    assert int(count) == 400
+    assert rows(dest) == rows(source)
