@@ -308,25 +308,35 @@ def _check_side_file_names(path: str, suffix: str, module: Any) -> None:
         )
 
 
-def _new_file_mode(source: Any, schema: bytes) -> int:
-    """Permission bits for a copy of schema ``schema`` of connection
-    ``source``: its file's (0o666 for a database that is not a file). The
-    name comes from SQLite (sqlite3_db_filename), not from a statement."""
+# Who may read a new copy: the permission bits and group of its source's
+# file (no group for a database that is not a file).
+Access = tuple[int, Union[int, None]]
+_ANYONE: Access = (0o666, None)
+
+
+def _access_of(st: os.stat_result) -> Access:
+    return stat.S_IMODE(st.st_mode), st.st_gid
+
+
+def _new_file_access(source: Any, schema: bytes) -> Access:
+    """Who may read a copy of schema ``schema`` of connection ``source``:
+    as its file (anyone, less the umask, for a database that is not a file).
+    The name comes from SQLite (sqlite3_db_filename), not from a statement."""
     binding = _binding.binding_of(source)
     if binding is None:
-        return 0o666
+        return _ANYONE
     try:
         binding.check(source)  # closed, another thread: the copy will say so
     except Exception:
-        return 0o666
+        return _ANYONE
     name = lib.sqlitebck_filename(binding.library, binding.ref(source), schema)
     if name == ffi.NULL or not ffi.string(name):
-        return 0o666
+        return _ANYONE
     try:
         st = os.stat(os.fsdecode(ffi.string(name)))
     except (OSError, ValueError):
-        return 0o666
-    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else 0o666
+        return _ANYONE
+    return _access_of(st) if stat.S_ISREG(st.st_mode) else _ANYONE
 
 
 class Endpoints:
@@ -366,28 +376,27 @@ class Endpoints:
         try:
             if src_path is None:
                 self.source: Any = source
-                source_mode = None
+                access = None
             else:
                 if dst_path is not None and _same_file(src_path, dst_path):
                     raise ValueError(
                         f"source and dest are the same file: {src_path!r}, {dst_path!r}"
                     )
-                source_mode = self._open_source(src_path)
+                access = self._open_source(src_path)
             if dst_path is None:
                 self.dest: Any = dest
             elif os.path.lexists(dst_path):
                 self._open_existing(dst_path)
             else:
-                if source_mode is None:
-                    source_mode = _new_file_mode(self.source, source_name)
-                self._create(dst_path, source_mode)
+                if access is None:
+                    access = _new_file_access(self.source, source_name)
+                self._create(dst_path, access)
         except BaseException:
             self.close(complete=False)
             raise
 
-    def _open_source(self, path: str) -> int:
-        """Open ``path`` read-only as the source; return its permission bits
-        (0o666 if it is not a regular file)."""
+    def _open_source(self, path: str) -> Access:
+        """Open ``path`` read-only as the source; return who may read it."""
         st = os.stat(path)  # FileNotFoundError names the missing file
         if not stat.S_ISREG(st.st_mode):
             # /dev/null reads as an empty database, and a pipe blocks the open
@@ -414,7 +423,7 @@ class Endpoints:
             if explained is not None:
                 raise explained from None
             # Anything else (a lock, not a database) the copy reports itself.
-        return stat.S_IMODE(st.st_mode)
+        return _access_of(st)
 
     def _open_existing(self, path: str) -> None:
         """Open existing destination ``path``, refusing what is no database."""
@@ -451,9 +460,13 @@ class Endpoints:
             path, "-journal" if self._rollback else "-wal", self._module
         )
 
-    def _create(self, path: str, source_mode: int) -> None:
+    def _create(self, path: str, access: Access) -> None:
         """Open an empty file in a new private folder beside ``path``; the
-        copy is written there and published as ``path`` by :meth:`close`."""
+        copy is written there and published as ``path`` by :meth:`close`.
+        It is readable by no more than its source (``access``): the same
+        permission bits less the umask, and the source's group where this
+        process may give it that group, else no group bits at all."""
+        source_mode, source_gid = access
         folder, name = os.path.split(path)
         if not name:
             raise sqlite_error(
@@ -488,7 +501,13 @@ class Endpoints:
                 source_mode | 0o600,
             )
             try:
-                created = stat.S_IMODE(os.fstat(fd).st_mode)
+                st = os.fstat(fd)
+                created = stat.S_IMODE(st.st_mode)
+                if source_gid is not None and st.st_gid != source_gid:
+                    try:
+                        os.fchown(fd, -1, source_gid)
+                    except (OSError, AttributeError):  # not a member; Windows
+                        source_mode &= ~0o070
             finally:
                 os.close(fd)
             if created & 0o600 != 0o600:

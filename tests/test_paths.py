@@ -315,6 +315,54 @@ def test_temporary_file_cannot_be_swapped_by_another_user() -> None:
         shutil.rmtree(shared)
 
 
+# Copies a source into a new file as another user (nobody) who is not a
+# member of the source's group; prints the copy's group and mode.
+COPY_AS_NOBODY = """
+    import os, sys
+    import sqlitebck
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    os.umask(0o002)
+    sqlitebck.copy(sys.argv[1], sys.argv[2])
+    st = os.stat(sys.argv[2])
+    print(st.st_gid, oct(st.st_mode & 0o777))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_a_new_copy_keeps_its_sources_group_or_gets_no_group_bits() -> None:
+    """A 0640 source of group G becomes a 0640 copy of group G where the
+    process may give it that group (root here); else its group bits are
+    cleared, so no group that could not read the source can read the copy."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to set groups and act as another user")
+    import shutil
+    import tempfile
+
+    group = 4242  # a group neither root's nor nobody's
+    shared = Path(tempfile.mkdtemp())
+    try:
+        shared.chmod(0o1777)
+        source = make_db(shared / "src.db", rows=30)
+        os.chown(source, -1, group)
+        source.chmod(0o644 | 0o020)  # readable by all, writable by the group
+        sqlitebck.copy(source, shared / "as-root.db")
+        st = (shared / "as-root.db").stat()
+        assert st.st_gid == group
+        code = COPY_AS_NOBODY.replace("sys.argv[1]", repr(str(source)))
+        code = code.replace("sys.argv[2]", repr(str(shared / "as-nobody.db")))
+        child = python(code)
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+        gid, mode = out.split()
+        assert int(gid) != group
+        assert mode == oct(0o604)  # 0o664 & ~umask, less the group bits
+        assert rows(shared / "as-nobody.db") == rows(source)
+    finally:
+        shutil.rmtree(shared)
+
+
 def test_dangling_symlink_destination_is_refused(tmp_path: Path) -> None:
     source = make_db(tmp_path / "src.db")
     link = tmp_path / "link.db"
