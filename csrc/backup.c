@@ -64,6 +64,7 @@ typedef struct sqlite3_mutex sqlite3_mutex;
 #define SQLITE_TXN_WRITE 2
 #define SQLITE_FCNTL_FILE_POINTER 7
 #define SQLITE_NOTFOUND 12
+#define SQLITE_NOTADB 26
 #define SQLITE_IOERR_SHORT_READ 522
 #define SQLITE_LIMIT_SQL_LENGTH 1
 
@@ -902,6 +903,12 @@ static int sqlitebck_pin(sqlitebck_job *job) {
   rc = sqlitebck_errcode(job, job->src);
   if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
     return sqlitebck_fail(job, rc, 0, 0, job->src);
+  }
+  if (rc == SQLITE_NOTADB) {
+    return sqlitebck_fail(job, rc, 0,
+                          "the source file is not a database, or it is "
+                          "encrypted (SQLCipher: open it with its key)",
+                          0);
   }
   return sqlitebck_fail_on(job, job->src,
                            "could not take a snapshot of the source (PRAGMA "

@@ -79,6 +79,7 @@ _COPY_NAME = "copy.db"
 _COPY_FILES = [_COPY_NAME + suffix for suffix in ("", "-journal", "-wal", "-shm")]
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _READONLY = "attempt to write a readonly database"
+_NOTADB = "file is not a database"
 _SHORT_READ = 522  # SQLITE_IOERR_SHORT_READ: the rest of the buffer is zeros
 #: Whether files the package opens itself use the VFS shims (tests turn it
 #: off to run the same faults through SQLite's own VFS).
@@ -254,10 +255,20 @@ def _kind(mode: int) -> str:
 def _unreadable(
     path: str, conn: Any, error: Exception, module: Any
 ) -> Exception | None:
-    """Explain why source ``path`` cannot be opened read-only, if that is what
-    ``error`` (from a first read) says; None for any other error."""
+    """Explain why source ``path`` cannot be read, if ``error`` (from a first
+    read) is one a user can act on: no database (or an encrypted one), or
+    not readable read-only; None for any other error."""
     code = getattr(error, "sqlite_errorcode", None)
     # PyPy 3.9's sqlite3 module sets no code: SQLite's message says it.
+    notadb = code == SQLITE_NOTADB if code is not None else str(error) == _NOTADB
+    if notadb:
+        return sqlite_error(
+            SQLITE_NOTADB,
+            f"{path}: file is not a database, or it is encrypted (an SQLCipher "
+            "database: open it with sqlcipher3 and its key, and pass that "
+            "connection)",
+            module,
+        )
     readonly = code & 0xFF == 8 if code is not None else str(error) == _READONLY
     if not readonly:
         return None

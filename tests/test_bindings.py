@@ -475,3 +475,26 @@ def test_autocommit_false_source_keeps_its_transaction(tmp_path: Path) -> None:
     finally:
         src.close()
         dst.close()
+
+
+def test_an_encrypted_file_is_named_and_said_to_be_encrypted(
+    cipher: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "secret.db"
+    conn = keyed(cipher, path, "k")
+    conn.execute("CREATE TABLE t(x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(sqlite3.DatabaseError) as info:
+        sqlitebck.copy(path, tmp_path / "out.db")
+    assert str(path) in str(info.value) and "encrypted" in str(info.value)
+    assert info.value.sqlite_errorname == "SQLITE_NOTADB"
+    wrong = keyed(cipher, path, "wrong")  # a wrong key: the connection's own
+    out = cipher.connect(":memory:")
+    try:
+        with pytest.raises(cipher.DatabaseError, match="encrypted"):
+            sqlitebck.copy(wrong, out)
+    finally:
+        wrong.close()
+        out.close()
+    assert not (tmp_path / "out.db").exists()
