@@ -51,37 +51,12 @@ typedef struct sqlite3_mutex sqlite3_mutex;
 #include <unistd.h>
 #endif
 
-/* The SQLite result codes and constants used here (stable ABI). */
-#define SQLITE_OK 0
-#define SQLITE_ERROR 1
-#define SQLITE_BUSY 5
-#define SQLITE_LOCKED 6
-#define SQLITE_NOMEM 7
-#define SQLITE_MISUSE 21
-#define SQLITE_ROW 100
-#define SQLITE_DONE 101
-#define SQLITE_TXN_NONE 0
-#define SQLITE_TXN_WRITE 2
-#define SQLITE_FCNTL_FILE_POINTER 7
-#define SQLITE_NOTFOUND 12
-#define SQLITE_NOTADB 26
-#define SQLITE_IOERR_SHORT_READ 522
-#define SQLITE_LIMIT_SQL_LENGTH 1
-
-/*
-** Pages copied by one sqlite3_backup_step() call. Large enough that the
-** per-step overhead does not show, small enough that a step on a slow disk
-** stays well inside the time budget of sqlitebck_step().
-*/
-#define SQLITEBCK_CHUNK_PAGES 256
-
 /*
 ** The SQLite functions this file calls, from one SQLite library, resolved
 ** by sqlitebck_bind(). txn_state is optional (SQLite 3.34.0 and later);
 ** everything else has been in SQLite since 3.7.15. vfs_find and
 ** vfs_register are optional too: only the VFS shims of vfs.c need them.
 */
-struct sqlitebck_file;
 struct sqlitebck_api {
   const char *(*libversion)(void);
   sqlite3_backup *(*backup_init)(sqlite3 *, const char *, sqlite3 *,
@@ -336,20 +311,6 @@ int sqlitebck_get_autocommit(int library, uintptr_t connection) {
 }
 
 /*
-** The beginning of SQLite's public sqlite3_file and sqlite3_io_methods
-** (stable ABI): a file's first member is its method table, whose members
-** are iVersion, xClose, xRead, and more that are not needed here.
-*/
-struct sqlitebck_io_methods {
-  int version;
-  int (*close)(struct sqlitebck_file *);
-  int (*read)(struct sqlitebck_file *, void *, int, long long);
-};
-struct sqlitebck_file {
-  const struct sqlitebck_io_methods *methods;
-};
-
-/*
 ** Read the first N bytes of the database file of schema SCHEMA of DB into
 ** BUF, through the file object SQLite has open for it (in library API):
 ** never by opening the file again, since closing another descriptor of a
@@ -360,7 +321,7 @@ struct sqlitebck_file {
 */
 static int sqlitebck_read_file(const struct sqlitebck_api *api, sqlite3 *db,
                                const char *schema, unsigned char *buf, int n) {
-  struct sqlitebck_file *file = 0;
+  struct sqlitebck_os_file *file = 0;
 
   if (api->file_control(db, schema, SQLITE_FCNTL_FILE_POINTER, &file) !=
           SQLITE_OK ||
@@ -744,8 +705,7 @@ static int sqlitebck_use(sqlitebck_job *job, sqlite3 *db, int as_dst) {
   }
   sqlitebck_list_unlock();
   if (conflict) {
-    return sqlitebck_fail(job, SQLITE_ERROR, SQLITEBCK_FAULT_STATE, conflict,
-                          0);
+    return sqlitebck_fail(job, SQLITE_ERROR, SQLITEBCK_FAULT_NONE, conflict, 0);
   }
   return u ? SQLITE_OK : sqlitebck_fail(job, SQLITE_NOMEM, 0, 0, 0);
 }
@@ -1207,7 +1167,7 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
   ** autocommit=False right after commit(), a plain BEGIN) is accepted, as
   ** by SQLite. Without txn_state, sqlite3_backup_init() checks alone. */
   if (api->txn_state && api->txn_state(dst, dst_schema) > SQLITE_TXN_NONE) {
-    sqlitebck_fail(job, SQLITE_ERROR, SQLITEBCK_FAULT_STATE,
+    sqlitebck_fail(job, SQLITE_ERROR, SQLITEBCK_FAULT_NONE,
                    "destination database is in use: the destination "
                    "connection has a transaction open on it (it has read or "
                    "written); commit or roll it back before copying",
@@ -1216,7 +1176,7 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
   }
   if (job->api->txn_state &&
       job->api->txn_state(src, src_schema) == SQLITE_TXN_WRITE) {
-    sqlitebck_fail(job, SQLITE_BUSY, SQLITEBCK_FAULT_STATE,
+    sqlitebck_fail(job, SQLITE_BUSY, SQLITEBCK_FAULT_NONE,
                    "the source connection has a write transaction open; "
                    "commit or roll it back before copying",
                    0);
@@ -1306,7 +1266,7 @@ fail:
 **                   file (FAULT_VALUE);
 **   SQLITE_ERROR  - DST has a transaction open on DST_SCHEMA, or a
 **                   connection takes part in another job in a way that
-**                   conflicts with this one (FAULT_STATE);
+**                   conflicts with this one (FAULT_NONE);
 **   SQLITE_BUSY   - SRC has a write transaction open on SRC_SCHEMA (SQLite
 **                   would answer SQLITE_BUSY to every step, for ever).
 ** Other errors come from SQLite ("unknown database", ...).
@@ -1344,8 +1304,11 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
     ** Unless it is the first step of this call, return before it (the
     ** batch unfinished), so that the caller sees a pending interrupt or
     ** cancellation while the destination still has its previous content,
-    ** and the step that commits is a call of its own. */
-    if (stepped > 0 && job->counts.remaining <= n) {
+    ** and the step that commits is a call of its own. Only under a
+    ** snapshot, though: without one, a writer that commits in between
+    ** would make SQLite restart the copy, at the end of every batch. */
+    if (stepped > 0 && job->counts.remaining <= n &&
+        job->snapshot == SQLITEBCK_SNAPSHOT_HELD) {
       job->counts.in_batch = 1;
       return SQLITE_OK;
     }
@@ -1353,7 +1316,7 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
     if (job->api->txn_state &&
         job->api->txn_state(job->src, job->src_schema) == SQLITE_TXN_WRITE) {
       job->counts.in_batch = 1;
-      return sqlitebck_fail(job, SQLITE_BUSY, SQLITEBCK_FAULT_STATE,
+      return sqlitebck_fail(job, SQLITE_BUSY, SQLITEBCK_FAULT_NONE,
                             "the source connection has a write transaction "
                             "open; the copy goes on once it is committed or "
                             "rolled back",
@@ -1409,7 +1372,7 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
 ** sqlitebck_new_batch() is called first).
 **
 ** Before every step, the source must have no write transaction open (if
-** another thread holds one, SQLITE_BUSY with a fault of kind FAULT_STATE,
+** another thread holds one, SQLITE_BUSY with a fault of kind FAULT_NONE,
 ** to be retried) and the destination must be as the job left it (see
 ** sqlitebck_check_dst()).
 **

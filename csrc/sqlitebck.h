@@ -24,6 +24,25 @@
 typedef struct sqlite3 sqlite3;
 
 /*
+** The SQLite result codes that the C core and the Python package use:
+** SQLite's own values (stable ABI), declared once here for both (cffi hands
+** Python their values as lib.SQLITE_...).
+*/
+enum sqlitebck_sqlite_result {
+  SQLITE_OK = 0,
+  SQLITE_ERROR = 1,
+  SQLITE_BUSY = 5,
+  SQLITE_LOCKED = 6,
+  SQLITE_NOMEM = 7,
+  SQLITE_NOTFOUND = 12,
+  SQLITE_MISUSE = 21,
+  SQLITE_NOTADB = 26,
+  SQLITE_ROW = 100,
+  SQLITE_DONE = 101,
+  SQLITE_IOERR_SHORT_READ = 522 /* SQLITE_IOERR | (2 << 8) */
+};
+
+/*
 ** One copy from a source schema to a destination schema. Its fields are
 ** private to backup.c; the caller only holds a pointer, from
 ** sqlitebck_job_new() to sqlitebck_job_free().
@@ -45,8 +64,7 @@ typedef struct sqlitebck_counts {
 
 /* How the caller should report the error of a job (sqlitebck_fault()). */
 enum sqlitebck_fault_kind {
-  SQLITEBCK_FAULT_NONE = 0,  /* an error from SQLite: report its code */
-  SQLITEBCK_FAULT_STATE = 1, /* a connection is not in a state to copy */
+  SQLITEBCK_FAULT_NONE = 0,  /* an error to report by its result code */
   SQLITEBCK_FAULT_VALUE = 2, /* the arguments can never work (same file) */
   SQLITEBCK_FAULT_USAGE = 3  /* a connection was misused during the copy */
 };
@@ -90,6 +108,8 @@ const char *sqlitebck_vfs_name(int kind);
 ** sqlite3_vfs_find() and sqlite3_vfs_register(), whose sqlite3_vfs objects
 ** are opaque outside vfs.c.
 */
+#include "sqlite_abi.h"
+
 typedef void *(*sqlitebck_vfs_find)(const char *);
 typedef int (*sqlitebck_vfs_register)(void *, int);
 int sqlitebck_vfs_install(sqlitebck_vfs_find find,

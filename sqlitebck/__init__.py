@@ -27,11 +27,10 @@ from sqlitebck import _binding
 from sqlitebck._binding import STDLIB, Binding
 from sqlitebck._endpoints import AsyncEndpoint, Endpoint, Endpoints
 from sqlitebck._errors import (
-    SQLITE_BUSY,
     SQLITE_DONE,
-    SQLITE_LOCKED,
     SQLITE_OK,
     note_holds_new_copy,
+    waits_for_a_lock,
 )
 from sqlitebck._frameworks import connection_of
 from sqlitebck._interrupts import Checkpoint, HeldInterrupts
@@ -176,7 +175,7 @@ class _Job:
                         return False
                     if delay:
                         _pause(delay, checkpoint)
-            elif rc & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED) and counts.open:
+            elif waits_for_a_lock(rc) and counts.open:
                 now = time.monotonic()
                 if blocked_since is None:
                     blocked_since = now

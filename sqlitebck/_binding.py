@@ -423,7 +423,3 @@ except TypeError as e:
     raise ImportError(
         str(e).replace("sqlitebck cannot call", "sqlitebck could not find")
     ) from None
-
-
-#: ``connection_ref(conn)``: how the C core refers to a sqlite3 connection.
-connection_ref = STDLIB.ref

@@ -38,7 +38,12 @@ from types import ModuleType
 from typing import Any, Callable, Protocol, Union
 
 from sqlitebck import _binding
-from sqlitebck._errors import sqlite_error
+from sqlitebck._errors import (
+    SQLITE_IOERR_SHORT_READ,
+    SQLITE_NOTADB,
+    SQLITE_OK,
+    sqlite_error,
+)
 from sqlitebck._frameworks import AioConnection, FrameworkConnection
 from sqlitebck._sqlitebck import ffi, lib
 
@@ -61,7 +66,6 @@ Endpoint = Union[sqlite3.Connection, APSWConnection, Path, FrameworkConnection]
 AsyncEndpoint = Union[Endpoint, AioConnection]
 
 SQLITE_CANTOPEN = 14
-SQLITE_NOTADB = 26
 SQLITE_READONLY_ROLLBACK = 776
 SQLITE_READONLY_DIRECTORY = 1544
 
@@ -80,7 +84,6 @@ _COPY_FILES = [_COPY_NAME + suffix for suffix in ("", "-journal", "-wal", "-shm"
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _READONLY = "attempt to write a readonly database"
 _NOTADB = "file is not a database"
-_SHORT_READ = 522  # SQLITE_IOERR_SHORT_READ: the rest of the buffer is zeros
 #: Whether files the package opens itself use the VFS shims (tests turn it
 #: off to run the same faults through SQLite's own VFS).
 USE_SHIMS = True
@@ -178,7 +181,9 @@ def _file_header(conn: Any, schema: bytes = b"main") -> bytes | None:
     rc = lib.sqlitebck_read_header(
         binding.library, binding.ref(conn), schema, buf, len(buf)
     )
-    return bytes(ffi.buffer(buf)) if rc in (0, _SHORT_READ) else None
+    return (
+        bytes(ffi.buffer(buf)) if rc in (SQLITE_OK, SQLITE_IOERR_SHORT_READ) else None
+    )
 
 
 def _renamed(error: OSError, path: str) -> OSError:

@@ -12,11 +12,26 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-SQLITE_OK = 0
-SQLITE_BUSY = 5
-SQLITE_LOCKED = 6
-SQLITE_MISUSE = 21
-SQLITE_DONE = 101
+from sqlitebck._sqlitebck import lib
+
+# The result codes Python tests, from their one declaration (csrc/sqlitebck.h).
+SQLITE_OK: int = lib.SQLITE_OK
+SQLITE_BUSY: int = lib.SQLITE_BUSY
+SQLITE_LOCKED: int = lib.SQLITE_LOCKED
+SQLITE_NOTADB: int = lib.SQLITE_NOTADB
+SQLITE_DONE: int = lib.SQLITE_DONE
+SQLITE_IOERR_SHORT_READ: int = lib.SQLITE_IOERR_SHORT_READ
+
+
+def waits_for_a_lock(rc: int) -> bool:
+    """True for a result that means a lock held elsewhere stopped a step
+    (SQLITE_BUSY or SQLITE_LOCKED, extended or not): retried, not failed.
+
+    >>> waits_for_a_lock(5), waits_for_a_lock(261), waits_for_a_lock(1)
+    (True, True, False)
+    """
+    return rc & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
+
 
 _PRIMARY = (
     "OK ERROR INTERNAL PERM ABORT BUSY LOCKED NOMEM READONLY INTERRUPT IOERR "
@@ -83,7 +98,7 @@ for _code in (1, 3, 4, 5, 6, 8, 9, 10, 13, 14, 15, 16, 17):
     # PROTOCOL EMPTY SCHEMA
     _CLASSES[_code] = "OperationalError"
 
-_NOMEM = 7
+_NOMEM: int = lib.SQLITE_NOMEM
 
 
 def error_name(code: int) -> str:

@@ -24,10 +24,10 @@ from typing import Callable, TextIO
 
 import sqlitebck
 from sqlitebck._endpoints import connect
+from sqlitebck._errors import SQLITE_DONE, waits_for_a_lock
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
@@ -73,7 +73,7 @@ class ProgressBar:
             self.restarts += 1
         self._last_done = done
         now = self._now()
-        if status != 101 and now - self._last_draw < self._interval:
+        if status != SQLITE_DONE and now - self._last_draw < self._interval:
             return
         self._last_draw = now
         elapsed = now - self._start
@@ -88,7 +88,7 @@ class ProgressBar:
         )
         if self.restarts:
             line += f"  {self.restarts} restarts"
-        if status in (5, 6):
+        if waits_for_a_lock(status):
             line += "  (waiting for a lock)"
         self._out.write("\r" + line + "\x1b[K")
         self._out.flush()
@@ -380,7 +380,7 @@ class Run:
         which comes once the copy is committed."""
 
         def progress(status: int, remaining: int, total: int) -> None:
-            if status == 101:
+            if status == SQLITE_DONE:
                 self.committed = True
             if bar is not None:
                 bar(status, remaining, total)

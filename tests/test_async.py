@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
@@ -260,7 +261,9 @@ def test_a_cancellation_says_whether_the_destination_holds_the_new_copy(
             assert not noted
             outcomes["old"] += 1
         else:
-            assert noted, "cancelled, complete, and not said"
+            # Before 3.11, asyncio replaces a cancelled task's exception with
+            # a new one, without the note.
+            assert noted or sys.version_info < (3, 11), "complete, and not said"
             outcomes["new"] += 1
             outcomes["noted"] += noted
 

@@ -43,7 +43,7 @@ def test_bound_library_is_the_one_the_sqlite3_module_uses(connect: Connect) -> N
     conn.execute("CREATE TABLE t(x)")
     conn.execute("INSERT INTO t VALUES (1)")
     library = _binding.STDLIB.library
-    assert lib.sqlitebck_total_changes(library, _binding.connection_ref(conn)) == 1
+    assert lib.sqlitebck_total_changes(library, _binding.STDLIB.ref(conn)) == 1
     conn.close()
 
 
@@ -55,7 +55,7 @@ def verify(ref: Callable[[object], int]) -> None:
 def test_accessor_check_rejects_a_wrong_handle(connect: Connect) -> None:
     other = connect(":memory:")
     with pytest.raises(_binding.BindingError, match="does not recognise the layout"):
-        verify(lambda conn: _binding.connection_ref(other))
+        verify(lambda conn: _binding.STDLIB.ref(other))
 
 
 @pytest.mark.skipif(_binding.PYPY, reason="CPython's object layout")
@@ -100,7 +100,7 @@ def test_an_unbound_index_is_refused() -> None:
     assert lib.sqlitebck_libversion(99) == ffi.NULL
     assert lib.sqlitebck_libversion(-1) == ffi.NULL
     conn = sqlite3.connect(":memory:")
-    ref = _binding.connection_ref(conn)
+    ref = _binding.STDLIB.ref(conn)
     assert lib.sqlitebck_total_changes(7, ref) == -1
     assert lib.sqlitebck_get_autocommit(7, ref) == -1
     job = lib.sqlitebck_job_new()
