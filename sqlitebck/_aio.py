@@ -18,8 +18,8 @@ import contextlib
 import threading
 import time
 
-import sqlitebck
 from sqlitebck._endpoints import AsyncEndpoint
+from sqlitebck._engine import CopyResult, Progress, arguments, copy_ends
 from sqlitebck._errors import holds_new_copy, note_holds_new_copy
 from sqlitebck._frameworks import AioConnection, framework_of
 
@@ -46,9 +46,9 @@ class _Cancellation:
 
 def _on_loop(
     loop: asyncio.AbstractEventLoop,
-    progress: sqlitebck.Progress,
+    progress: Progress,
     stop: _Cancellation,
-) -> sqlitebck.Progress:
+) -> Progress:
     """A progress callback for the copy's thread that runs ``progress`` on
     the event loop's thread and waits for it (or for a cancellation)."""
 
@@ -92,12 +92,12 @@ async def acopy(
     pages: int = 0,
     sleep: float = 0,
     *,
-    progress: sqlitebck.Progress | None = None,
+    progress: Progress | None = None,
     source_name: str = "main",
     dest_name: str = "main",
     timeout: float | None = 5.0,
     keep_wal: bool = False,
-) -> sqlitebck.CopyResult:
+) -> CopyResult:
     """:func:`sqlitebck.copy` for asyncio: the same arguments, checks, errors
     and result, without blocking the event loop.
 
@@ -122,7 +122,7 @@ async def acopy(
     >>> src.close(); dst.close()
     """
     started = time.perf_counter()
-    args = sqlitebck._arguments(pages, sleep, progress, source_name, dest_name, timeout)
+    args = arguments(pages, sleep, progress, source_name, dest_name, timeout)
     runners: list[AioConnection] = [
         e  # type: ignore[misc]
         for e in (source, dest)
@@ -138,9 +138,9 @@ async def acopy(
     report = None if progress is None else _on_loop(loop, progress, stop)
     npages, delay, wait, sname, dname = args
 
-    def work() -> sqlitebck.CopyResult:
+    def work() -> CopyResult:
         stop.check()  # cancelled while the copy waited for its thread
-        return sqlitebck._copy_ends(
+        return copy_ends(
             _thread_side(source),
             _thread_side(dest),
             sname,
@@ -154,7 +154,7 @@ async def acopy(
             stop,
         )
 
-    run: asyncio.Future[sqlitebck.CopyResult]
+    run: asyncio.Future[CopyResult]
     if runners:
         run = asyncio.ensure_future(runners[0]._execute(work))
     else:

@@ -116,12 +116,19 @@ def test_an_unbound_index_is_refused() -> None:
 
 
 def test_doctests() -> None:
+    """Every module's examples run, and give what they show."""
     import doctest
+    import importlib
+    import pkgutil
 
-    import sqlitebck._errors
-
-    runner = doctest.DocTestRunner()
-    for module in (sqlitebck, sqlitebck._errors):
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    names = [m.name for m in pkgutil.iter_modules(sqlitebck.__path__)]
+    modules = [sqlitebck] + [
+        importlib.import_module(f"sqlitebck.{name}")
+        for name in names
+        if name not in ("_sqlitebck", "__main__")
+    ]
+    for module in modules:
         for test in doctest.DocTestFinder().find(module):
             runner.run(test, clear_globs=False)
             # The examples leave their connections open, as examples do.
