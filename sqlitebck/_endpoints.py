@@ -39,9 +39,13 @@ from typing import Any, Callable, Protocol, Union
 
 from sqlitebck import _binding
 from sqlitebck._errors import (
+    SQLITE_CANTOPEN,
     SQLITE_IOERR_SHORT_READ,
     SQLITE_NOTADB,
     SQLITE_OK,
+    SQLITE_READONLY,
+    SQLITE_READONLY_DIRECTORY,
+    SQLITE_READONLY_ROLLBACK,
     sqlite_error,
 )
 from sqlitebck._frameworks import AioConnection, FrameworkConnection
@@ -65,9 +69,6 @@ Endpoint = Union[sqlite3.Connection, APSWConnection, Path, FrameworkConnection]
 #: aiosqlite connection.
 AsyncEndpoint = Union[Endpoint, AioConnection]
 
-SQLITE_CANTOPEN = 14
-SQLITE_READONLY_ROLLBACK = 776
-SQLITE_READONLY_DIRECTORY = 1544
 
 # The first 16 bytes of every SQLite database file.
 MAGIC = b"SQLite format 3\0"
@@ -257,6 +258,41 @@ def _kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
+def page_size(header: bytes) -> int:
+    """The page size a database file's header gives (bytes 16-17, big-endian;
+    1 stands for 65536).
+
+    >>> page_size(bytes(16) + b"\\x10\\x00"), page_size(bytes(16) + b"\\x00\\x01")
+    (4096, 65536)
+    """
+    size = int.from_bytes(header[16:18], "big")
+    return 65536 if size == 1 else size
+
+
+def wal_page_sizes(source: Any, dest: Any) -> tuple[int, int] | None:
+    """(destination's, source's) page sizes if ``dest`` is a WAL database
+    file whose page size differs from the source database file's: SQLite's
+    backup cannot change the page size of a WAL database. None otherwise, or
+    if either is not a file."""
+    dst_header, src_header = _file_header(dest), _file_header(source)
+    if dst_header is None or src_header is None or dst_header[18:19] != b"\x02":
+        return None
+    sizes = page_size(dst_header), page_size(src_header)
+    return sizes if sizes[0] != sizes[1] and 0 not in sizes else None
+
+
+def wal_page_size_message(sizes: tuple[int, int], name: str) -> str:
+    """Why a copy into a WAL database of another page size failed, and what
+    to do (``sizes``: as :func:`wal_page_sizes` gives them)."""
+    return (
+        f"{name} is a WAL database with pages of {sizes[0]} bytes and the "
+        f"source's are {sizes[1]}: SQLite's backup cannot change the page "
+        "size of a WAL database (attempt to write a readonly database). Close "
+        "its other connections and copy to its path (sqlitebck then takes it "
+        "out of WAL mode for the copy), or set it to journal_mode=DELETE first"
+    )
+
+
 def _unreadable(
     path: str, conn: Any, error: Exception, module: Any
 ) -> Exception | None:
@@ -274,7 +310,9 @@ def _unreadable(
             "connection)",
             module,
         )
-    readonly = code & 0xFF == 8 if code is not None else str(error) == _READONLY
+    readonly = (
+        code & 0xFF == SQLITE_READONLY if code is not None else str(error) == _READONLY
+    )
     if not readonly:
         return None
     header = _file_header(conn)
@@ -385,8 +423,10 @@ class Endpoints:
         self._final: str | None = None
         self._final_mode = 0o666
         # Whether the destination is put back in rollback-journal mode after
-        # the copy (the backup API copies the source's WAL flag).
+        # the copy (the backup API copies the source's WAL flag), or in WAL
+        # mode (taken out of it for the copy: see _open_existing).
         self._rollback = False
+        self._back_to_wal = False
         src_path = _path(source)
         dst_path = _path(dest)
         try:
@@ -475,6 +515,21 @@ class Endpoints:
         _check_side_file_names(
             path, "-journal" if self._rollback else "-wal", self._module
         )
+        sizes = wal_page_sizes(self.source, self.dest)
+        if sizes is not None:
+            # A WAL database of another page size: out of WAL mode for the
+            # copy (it needs no other connection to it), back in it after.
+            try:
+                cursor = self.dest.execute("PRAGMA journal_mode=DELETE")
+                mode = str(cursor.fetchone()[0]).lower()
+                cursor.close()
+            except self._module.OperationalError:  # locked: others have it open
+                mode = "wal"
+            if mode != "delete":
+                raise sqlite_error(
+                    SQLITE_READONLY, wal_page_size_message(sizes, path), self._module
+                )
+            self._back_to_wal = True
 
     def _create(self, path: str, access: Access) -> None:
         """Open an empty file in a new private folder beside ``path``; the
@@ -559,8 +614,10 @@ class Endpoints:
         a complete copy, the first error is raised (an incomplete one is
         already failing with its own error)."""
         first: BaseException | None = None
+        if self._own_dest and self._back_to_wal:
+            first = _attempt(self._back_in_wal_mode)
         if complete and self._own_dest and self._rollback:
-            first = _attempt(self._settle_journal_mode)
+            first = first or _attempt(self._settle_journal_mode)
         if self._own_dest:
             self._own_dest = False
             error = _attempt(self.dest.close)
@@ -576,6 +633,14 @@ class Endpoints:
             first = first or error
         if complete and first is not None:
             raise first
+
+    def _back_in_wal_mode(self) -> None:
+        """Put an existing destination taken out of WAL mode back in it."""
+        cursor = self.dest.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL").fetchall()
+        finally:
+            cursor.close()
 
     def _settle_journal_mode(self) -> None:
         """Put the destination back in rollback-journal mode if the copy

@@ -25,10 +25,11 @@ from typing import Any, Callable, NamedTuple
 
 from sqlitebck import _binding
 from sqlitebck._binding import Binding
-from sqlitebck._endpoints import Endpoints
+from sqlitebck._endpoints import Endpoints, wal_page_size_message, wal_page_sizes
 from sqlitebck._errors import (
     SQLITE_DONE,
     SQLITE_OK,
+    SQLITE_READONLY,
     note_holds_new_copy,
     waits_for_a_lock,
 )
@@ -189,6 +190,10 @@ class Job:
         errors = self.errors()
         if fault == lib.SQLITEBCK_FAULT_USAGE:
             return errors.usage(message)
+        if rc & 0xFF == SQLITE_READONLY:
+            sizes = wal_page_sizes(self.source, self.dest)
+            if sizes is not None:
+                message = wal_page_size_message(sizes, "the destination")
         return errors.error(rc, message)
 
 

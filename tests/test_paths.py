@@ -714,3 +714,35 @@ def test_a_new_copy_removes_the_folders_of_dead_processes_only(tmp_path: Path) -
     assert not folders["dead"].exists()
     assert folders["alive"].exists() and folders["other"].exists()
     assert rows(tmp_path / "new.db") == rows(source)
+
+
+def test_restoring_over_a_wal_database_of_another_page_size(tmp_path: Path) -> None:
+    """SQLite's backup cannot change the page size of a WAL database: to a
+    path, sqlitebck takes it out of WAL mode for the copy (and back in after);
+    while another connection has it open, or given as a connection, the error
+    says why and what to do."""
+    source = tmp_path / "src.db"
+    conn = sqlite3.connect(source)
+    conn.execute("PRAGMA page_size=8192")
+    conn.execute("CREATE TABLE t(x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    conn.close()
+    dest = tmp_path / "live.db"
+    conn = sqlite3.connect(dest)
+    assert conn.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    conn.execute("CREATE TABLE old(y)")
+    conn.commit()
+    for target in (dest, conn):  # another connection is open / a connection
+        with pytest.raises(sqlite3.OperationalError, match="page size") as info:
+            sqlitebck.copy(source, target)
+        assert "8192" in str(info.value) and "WAL" in str(info.value)
+    conn.close()
+    sqlitebck.copy(source, dest)
+    conn = sqlite3.connect(dest)
+    try:
+        assert conn.execute("PRAGMA page_size").fetchone() == (8192,)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+    finally:
+        conn.close()
