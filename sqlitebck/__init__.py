@@ -47,6 +47,7 @@ from sqlitebck._backup import Backup
 from sqlitebck._binding import STDLIB
 from sqlitebck._endpoints import AsyncEndpoint, Endpoint
 from sqlitebck._engine import (
+    DEFAULT_TIMEOUT,
     CopyResult,
     Progress,
     arguments,
@@ -84,7 +85,7 @@ def copy(
     progress: Progress | None = None,
     source_name: str = "main",
     dest_name: str = "main",
-    timeout: float | None = 5.0,
+    timeout: float | None = DEFAULT_TIMEOUT,
     keep_wal: bool = False,
 ) -> CopyResult:
     """Copy database ``source_name`` of ``source`` over ``dest_name`` of ``dest``.

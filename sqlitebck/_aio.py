@@ -19,7 +19,13 @@ import threading
 import time
 
 from sqlitebck._endpoints import AsyncEndpoint
-from sqlitebck._engine import CopyResult, Progress, arguments, copy_ends
+from sqlitebck._engine import (
+    DEFAULT_TIMEOUT,
+    CopyResult,
+    Progress,
+    arguments,
+    copy_ends,
+)
 from sqlitebck._errors import holds_new_copy, note_holds_new_copy
 from sqlitebck._frameworks import AioConnection, framework_of
 
@@ -95,7 +101,7 @@ async def acopy(
     progress: Progress | None = None,
     source_name: str = "main",
     dest_name: str = "main",
-    timeout: float | None = 5.0,
+    timeout: float | None = DEFAULT_TIMEOUT,
     keep_wal: bool = False,
 ) -> CopyResult:
     """:func:`sqlitebck.copy` for asyncio: the same arguments, checks, errors

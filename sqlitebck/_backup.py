@@ -10,6 +10,7 @@ from sqlitebck._binding import STDLIB, Binding
 from sqlitebck._endpoints import Endpoint, Endpoints
 from sqlitebck._engine import (
     BUDGET_MS,
+    DEFAULT_TIMEOUT,
     Job,
     bindings,
     check_pages,
@@ -55,7 +56,7 @@ class Backup:
         *,
         source_name: str = "main",
         dest_name: str = "main",
-        timeout: float | None = 5.0,
+        timeout: float | None = DEFAULT_TIMEOUT,
         keep_wal: bool = False,
     ) -> None:
         self._busy = threading.Lock()

@@ -39,8 +39,12 @@ from sqlitebck._sqlitebck import ffi, lib
 
 Progress = Callable[[int, int, int], object]
 
-_INT_MIN = -(2**31)
-_INT_MAX = 2**31 - 1
+# The settings' one owner: the default lock timeout of copy(), Backup,
+# acopy() and the command line (seconds, as sqlite3.connect's), and the range
+# of a batch size (a C int).
+DEFAULT_TIMEOUT = 5.0
+C_INT_MIN = -(2**31)
+C_INT_MAX = 2**31 - 1
 # Longest time one C call copies before returning to Python, so that signals
 # (Ctrl-C), progress reports and timeouts are served several times a second.
 BUDGET_MS = 50
@@ -210,7 +214,7 @@ def arguments(
     # The usual values pass a quick test here; any other gets the full check.
     npages = (
         pages
-        if type(pages) is int and _INT_MIN <= pages <= _INT_MAX
+        if type(pages) is int and C_INT_MIN <= pages <= C_INT_MAX
         else check_pages(pages)
     )
     delay = 0.0 if sleep == 0 and type(sleep) is int else check_sleep(sleep)
@@ -419,7 +423,7 @@ def bindings(
 def check_pages(pages: object) -> int:
     if not isinstance(pages, int) or isinstance(pages, bool):
         raise TypeError(f"pages must be an int, not {type(pages).__name__}")
-    if not _INT_MIN <= pages <= _INT_MAX:
+    if not C_INT_MIN <= pages <= C_INT_MAX:
         raise OverflowError(f"pages={pages} does not fit in a C int")
     return int(pages)
 

@@ -24,6 +24,7 @@ from typing import Callable, TextIO
 
 import sqlitebck
 from sqlitebck._endpoints import connect
+from sqlitebck._engine import C_INT_MAX, C_INT_MIN, DEFAULT_TIMEOUT
 from sqlitebck._errors import SQLITE_DONE, waits_for_a_lock
 
 EXIT_OK = 0
@@ -186,7 +187,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--pages",
-        type=_number(int, "pages", lambda n: -(2**31) <= n < 2**31, "a C int"),
+        type=_number(int, "pages", lambda n: C_INT_MIN <= n <= C_INT_MAX, "a C int"),
         default=0,
         metavar="N",
         help="pages per batch; 0 (default): one consistent snapshot",
@@ -203,9 +204,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout",
         type=_number(float, "timeout", lambda x: x >= 0, ">= 0 (inf: forever)"),
-        default=5.0,
+        default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help="how long to wait for a lock held elsewhere (default 5; inf: forever)",
+        help=(
+            "how long to wait for a lock held elsewhere (default "
+            f"{DEFAULT_TIMEOUT:g}; inf: forever)"
+        ),
     )
     parser.add_argument("--source-name", default="main", metavar="SCHEMA")
     parser.add_argument("--dest-name", default="main", metavar="SCHEMA")
@@ -328,7 +332,7 @@ class Run:
             return _fail(f"{target}: exists; use --force to overwrite it")
         show_bar = not (args.quiet or args.json) and sys.stderr.isatty()
         bar = ProgressBar(sys.stderr, _page_size(source)) if show_bar else None
-        timeout = None if math.isinf(args.timeout) else args.timeout
+        timeout = args.timeout  # inf: forever, as copy() takes it
         for attempt in range(1, _NAME_ATTEMPTS + 1):
             dest = self.dest = folder.new_name() if folder else target
             self.existed = os.path.lexists(dest)
