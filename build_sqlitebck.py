@@ -2,7 +2,7 @@
 
 The declarations handed to cffi are the block of ``csrc/sqlitebck.h``
 between its ``cdef begin`` and ``cdef end`` markers, so that C and Python
-see one single text. No SQLite library is linked: ``csrc/backup.c`` binds
+see one single text. No SQLite library is linked: ``csrc/library.c`` binds
 the SQLite that Python's own sqlite3 module loaded, at import time.
 """
 
@@ -28,7 +28,7 @@ ffibuilder.cdef(cdef_text())
 ffibuilder.set_source(
     "sqlitebck._sqlitebck",
     '#include "sqlitebck.h"',
-    sources=[str(CSRC / "backup.c"), str(CSRC / "vfs.c")],
+    sources=[str(CSRC / name) for name in ("library.c", "backup.c", "vfs.c")],
     include_dirs=[str(CSRC)],
     libraries=["dl"] if sys.platform.startswith("linux") else [],
 )

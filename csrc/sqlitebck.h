@@ -1,7 +1,8 @@
 /*
-** sqlitebck.h -- the C core of sqlitebck: symbol binding, the connection
-** handle accessor and the backup job (backup.c), and the VFS shims for the
-** files the library opens itself (vfs.c).
+** sqlitebck.h -- the C core of sqlitebck, as Python sees it: symbol
+** binding and the connection handle accessor (library.c), the backup job
+** (backup.c), and the VFS shims for the files the library opens itself
+** (vfs.c).
 **
 ** No <sqlite3.h> is included and no SQLite library is linked. The few
 ** SQLite types used here are opaque handles from SQLite's stable ABI; the

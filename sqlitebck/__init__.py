@@ -26,8 +26,9 @@ The map, for contributors (imports run down this list, never up):
 - ``_binding``: which SQLite library a connection belongs to, its handle.
 - ``_interrupts``: Ctrl-C held back while files are opened and published.
 - ``_errors``: result codes turned into each module's own exceptions.
-- ``_sqlitebck`` (cffi, from ``csrc/``): ``backup.c``, the job (binding the
-  libraries, connections in use, snapshots, steps); ``vfs.c``, the shims;
+- ``_sqlitebck`` (cffi, from ``csrc/``): ``library.c``, the SQLite
+  libraries bound and the connections' handles; ``backup.c``, the job
+  (connections in use, snapshots, steps); ``vfs.c``, the shims;
   ``sqlitebck.h``, what Python sees; ``sqlite_abi.h``, SQLite's objects.
 
 One ``copy(src, dst)`` of two ``sqlite3`` connections: ``copy`` checks the
