@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import TYPE_CHECKING, Any
 
-from sqlitebck._aio import acopy
 from sqlitebck._backup import Backup
 from sqlitebck._binding import STDLIB
 from sqlitebck._endpoints import AsyncEndpoint, Endpoint
@@ -171,6 +171,21 @@ def copy(
         keep_wal,
         None,
     )
+
+
+if TYPE_CHECKING:
+    from sqlitebck._aio import acopy
+
+
+def __getattr__(name: str) -> Any:
+    """``acopy``, imported on first use: it brings asyncio (most of the cost
+    of importing the package), which a program that only copies never needs."""
+    if name == "acopy":
+        from sqlitebck._aio import acopy
+
+        globals()["acopy"] = acopy
+        return acopy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # Shown as the package's own.

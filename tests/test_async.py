@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import Connect, make_db, rows, writable
+from helpers import Connect, make_db, python, rows, writable
 
 import sqlitebck
 
@@ -282,3 +282,18 @@ def test_a_cancellation_says_whether_the_destination_holds_the_new_copy(
 
     asyncio.run(main())
     assert outcomes["old"] > 0 and outcomes["new"] > 0, outcomes
+
+
+def test_importing_the_package_loads_asyncio_only_for_acopy() -> None:
+    """``import sqlitebck`` does not pay for asyncio (most of its import
+    time): ``acopy`` brings it in on first use."""
+    code = (
+        "import sys, sqlitebck\n"
+        "print('asyncio' in sys.modules, 'ssl' in sys.modules)\n"
+        "from sqlitebck import acopy\n"
+        "print('asyncio' in sys.modules, acopy is sqlitebck.acopy)\n"
+    )
+    child = python(code)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert out.split() == ["False", "False", "True", "True"]
