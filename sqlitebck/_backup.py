@@ -218,8 +218,16 @@ class Backup:
     def __enter__(self) -> Backup:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(
+        self, kind: object, error: BaseException | None, traceback: object
+    ) -> None:
+        ends = self._ends
         self.finish()
+        # The block is left by an exception (a Ctrl-C during the step that
+        # completed the copy, say) and finish() put the complete copy in
+        # place: the exception now comes after the point of no return.
+        if error is not None and self._done and ends is not None and ends.in_place:
+            note_holds_new_copy(error)
 
     def _forget(self) -> None:
         """In a child of fork(): drop the parent's job and ends untouched."""

@@ -32,6 +32,7 @@ import secrets
 import shutil
 import sqlite3
 import stat
+import time
 import urllib.parse
 import warnings
 from types import ModuleType
@@ -39,6 +40,7 @@ from typing import Any, Callable, Protocol, Union
 
 from sqlitebck import _binding
 from sqlitebck._errors import (
+    SQLITE_BUSY,
     SQLITE_CANTOPEN,
     SQLITE_IOERR_SHORT_READ,
     SQLITE_NOTADB,
@@ -218,10 +220,26 @@ def _remove_folder(private: str) -> None:
         shutil.rmtree(private)
 
 
+# How long a private folder of a process that seems gone must have been
+# left untouched before it is removed: a process in another PID namespace (a
+# container sharing the folder) seems gone, though its copy may be running.
+ORPHAN_IDLE_SECONDS = 3600
+
+
+def _idle_since(private: str) -> float:
+    """When the private folder ``private`` or a file in it last changed."""
+    times = []
+    for name in ("", *_COPY_FILES):
+        with contextlib.suppress(OSError):
+            times.append(os.lstat(os.path.join(private, name)).st_mtime)
+    return max(times, default=0.0)
+
+
 def _remove_orphans(folder: str) -> None:
     """Remove the private folders in ``folder`` that processes of this user
-    left behind when they died (POSIX: a process that no longer exists).
-    Those of live processes, of other users, and anything else are left."""
+    left behind when they died (POSIX: a process that no longer exists, and
+    nothing in the folder changed for ORPHAN_IDLE_SECONDS). Those of live
+    processes, of other users, and anything else are left."""
     if os.name != "posix":  # os.kill() would end a process there
         return
     try:
@@ -238,6 +256,8 @@ def _remove_orphans(folder: str) -> None:
                 entry.stat(follow_symlinks=False).st_uid == os.getuid()
             )
             if not mine or pid == os.getpid():
+                continue
+            if time.time() - _idle_since(entry.path) < ORPHAN_IDLE_SECONDS:
                 continue
             os.kill(pid, 0)  # raises ProcessLookupError if it is gone
         except ProcessLookupError:
@@ -616,6 +636,8 @@ class Endpoints:
         first: BaseException | None = None
         if self._own_dest and self._back_to_wal:
             first = _attempt(self._back_in_wal_mode)
+            if first is not None and not complete:  # failing with its own error
+                warnings.warn(str(first), RuntimeWarning, stacklevel=3)
         if complete and self._own_dest and self._rollback:
             first = first or _attempt(self._settle_journal_mode)
         if self._own_dest:
@@ -635,12 +657,25 @@ class Endpoints:
             raise first
 
     def _back_in_wal_mode(self) -> None:
-        """Put an existing destination taken out of WAL mode back in it."""
+        """Put an existing destination taken out of WAL mode back in it; an
+        error that names the mode it is left in if that fails (another
+        connection opened it meanwhile)."""
         cursor = self.dest.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL").fetchall()
+            mode = str(cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except self._module.Error as e:
+            mode = f"delete ({e})"
         finally:
             cursor.close()
+        if mode.lower() != "wal":
+            raise sqlite_error(
+                SQLITE_BUSY,
+                f"{self._dest_path}: left in rollback-journal mode, not WAL as "
+                f"it was (journal_mode: {mode}), because another connection "
+                "opened it during the copy; set PRAGMA journal_mode=WAL again "
+                "once nothing else has it open",
+                self._module,
+            )
 
     def _settle_journal_mode(self) -> None:
         """Put the destination back in rollback-journal mode if the copy

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from helpers import Connect, integrity, make_db, open_fds, python, rows
 
 import sqlitebck
+from sqlitebck import _endpoints
 
 
 def open_fds_on(path: Path) -> int:
@@ -705,14 +707,22 @@ def test_a_new_copy_removes_the_folders_of_dead_processes_only(tmp_path: Path) -
         "dead": tmp_path / f".{dead}.0123abcd.sqlitebck-tmp",
         "alive": tmp_path / f".{os.getppid()}.0123abcd.sqlitebck-tmp",
         "other": tmp_path / f".{dead}.not-ours.sqlitebck-tmp",
+        # Its process seems gone, but it was written to a minute ago: it may
+        # be a live copy in another PID namespace (a container).
+        "recent": tmp_path / f".{dead}.4567abcd.sqlitebck-tmp",
     }
-    for folder in folders.values():
+    idle = time.time() - _endpoints.ORPHAN_IDLE_SECONDS - 60
+    for name, folder in folders.items():
         folder.mkdir(mode=0o700)
         (folder / "copy.db").write_bytes(b"x" * 4096)
-    (folders["dead"] / "copy.db-journal").write_bytes(b"j")
+        if name == "dead":
+            (folder / "copy.db-journal").write_bytes(b"j")
+        moment = time.time() - 60 if name == "recent" else idle
+        for path in [*folder.iterdir(), folder]:
+            os.utime(path, (moment, moment))
     sqlitebck.copy(source, tmp_path / "new.db")
     assert not folders["dead"].exists()
-    assert folders["alive"].exists() and folders["other"].exists()
+    assert all(folders[name].exists() for name in ("alive", "other", "recent"))
     assert rows(tmp_path / "new.db") == rows(source)
 
 
@@ -746,3 +756,24 @@ def test_restoring_over_a_wal_database_of_another_page_size(tmp_path: Path) -> N
         assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
     finally:
         conn.close()
+
+
+def test_a_backup_block_left_by_an_exception_after_the_last_step_says_so(
+    tmp_path: Path,
+) -> None:
+    """The with block of a Backup to a new path puts the complete copy in
+    place as it ends: an exception leaving the block after the last step
+    (a Ctrl-C, say) carries the note that the destination holds the copy;
+    one before it leaves no file and no note."""
+    source = make_db(tmp_path / "src.db", rows=300)
+    for complete in (True, False):
+        new = tmp_path / f"new-{complete}.db"
+        with pytest.raises(RuntimeError) as info, sqlitebck.Backup(source, new) as b:
+            while not b.step(5):
+                if not complete:
+                    break
+            raise RuntimeError("interrupted")
+        notes = getattr(info.value, "__notes__", [])
+        assert new.exists() is complete
+        assert any("holds the new copy" in n for n in notes) is complete
+    assert rows(tmp_path / "new-True.db") == rows(source)
