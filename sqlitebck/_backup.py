@@ -9,7 +9,6 @@ from typing import Any
 from sqlitebck._binding import STDLIB, Binding
 from sqlitebck._endpoints import Endpoint, Endpoints
 from sqlitebck._engine import (
-    BUDGET_MS,
     DEFAULT_TIMEOUT,
     Job,
     bindings,
@@ -151,8 +150,7 @@ class Backup:
                     job = self._job
                     job.sb.check(job.source)
                     job.db.check(job.dest)
-                    lib.sqlitebck_new_batch(job.c)
-                    rc = lib.sqlitebck_step(job.c, npages, BUDGET_MS)
+                    rc = job.step(npages)
                     self._done = job.drive(
                         rc, npages, self._wait, None, 0.0, True, held
                     )

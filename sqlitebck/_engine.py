@@ -120,6 +120,11 @@ class Job:
             lib.sqlitebck_start(self.c, sb.library, src, sname, dst, dname, npages)
         )
 
+    def step(self, npages: int) -> int:
+        """Start a new batch of ``npages`` pages and take its first C call."""
+        lib.sqlitebck_new_batch(self.c)
+        return int(lib.sqlitebck_step(self.c, npages, BUDGET_MS))
+
     def drive(
         self,
         rc: int,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import python
+from helpers import python, rows
 
 import sqlitebck
 from sqlitebck import _binding
@@ -68,10 +68,6 @@ def filled(mod: Any, opened: list[Any], path: str | Path = ":memory:") -> Any:
     )
     conn.commit()
     return conn
-
-
-def rows(conn: Any, schema: str = "main") -> list[Any]:
-    return list(conn.execute(f"SELECT * FROM {schema}.t ORDER BY 1").fetchall())
 
 
 def file_rows(mod: Any, path: Path, key: str | None = None) -> list[Any]:
@@ -128,7 +124,7 @@ def test_attached_schemas(mod: Any, opened: list[Any], tmp_path: Path) -> None:
     dst = open_(mod, opened, isolation_level=None)
     dst.execute(f"ATTACH '{tmp_path / 'b.db'}' AS other")
     sqlitebck.copy(src, dst, dest_name="other")
-    assert rows(dst, "other") == expected
+    assert rows(dst, "other.t") == expected
     again = open_(mod, opened)
     sqlitebck.copy(dst, again, source_name="other")
     assert rows(again) == expected

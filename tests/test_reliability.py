@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Connect, fill, integrity, make_db, python, rows
+from helpers import Connect, fill, integrity, make_db, open_fds, python, rows
 
 import sqlitebck
 
@@ -194,12 +194,6 @@ def test_directory_as_source_or_destination(tmp_path: Path, connect: Connect) ->
     with pytest.raises((sqlite3.DatabaseError, OSError)):
         sqlitebck.copy(source, folder)
     assert list(folder.iterdir()) == []
-
-
-def open_fds() -> int:
-    if not Path("/proc/self/fd").exists():
-        pytest.skip("needs /proc")
-    return len(os.listdir("/proc/self/fd"))
 
 
 def test_abandoned_backups_leak_no_handles(tmp_path: Path, connect: Connect) -> None:
