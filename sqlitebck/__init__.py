@@ -19,8 +19,9 @@ The map, for contributors (imports run down this list, never up):
 - ``cli``: the ``sqlitebck`` command (``__main__``: ``python -m sqlitebck``).
 - ``_aio``: :func:`acopy`, a copy on another thread for asyncio.
 - ``_backup``: :class:`Backup`, a copy stepped by its caller.
-- ``_engine``: one copy from checked settings to its result; the only caller
-  of the C job but for ``Backup``'s steps.
+- ``_engine``: one copy from checked settings to its result (``Job``: the
+  C job's start and steps; a C job is ended directly in the ``except``
+  clauses around its calls, here and in ``_backup``).
 - ``_endpoints``: paths opened, new files published, the VFS shims chosen.
 - ``_frameworks``: the connections inside SQLAlchemy, Django, aiosqlite, ...
 - ``_binding``: which SQLite library a connection belongs to, its handle.
