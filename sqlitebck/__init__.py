@@ -56,6 +56,7 @@ from sqlitebck._engine import (
     copy_connections,
     copy_ends,
 )
+from sqlitebck._errors import note_holds_new_copy
 from sqlitebck._sqlitebck import ffi, lib
 
 __all__ = [
@@ -143,12 +144,30 @@ def copy(
     npages, delay, wait, sname, dname = arguments(
         pages, sleep, progress, source_name, dest_name, timeout
     )
-    if type(source) is _Connection and type(dest) is _Connection:
-        return copy_connections(
+    # True once the destination holds the new copy: an interrupt that Python
+    # raises as a callee returns still gets its note here.
+    done: list[bool] = []
+    try:
+        if type(source) is _Connection and type(dest) is _Connection:
+            return copy_connections(
+                source,
+                STDLIB,
+                dest,
+                STDLIB,
+                sname,
+                dname,
+                npages,
+                delay,
+                wait,
+                progress,
+                started,
+                None,
+                True,
+                done,
+            )
+        return copy_ends(
             source,
-            STDLIB,
             dest,
-            STDLIB,
             sname,
             dname,
             npages,
@@ -156,22 +175,14 @@ def copy(
             wait,
             progress,
             started,
+            keep_wal,
             None,
-            True,
+            done,
         )
-    return copy_ends(
-        source,
-        dest,
-        sname,
-        dname,
-        npages,
-        delay,
-        wait,
-        progress,
-        started,
-        keep_wal,
-        None,
-    )
+    except BaseException as e:
+        if done:
+            note_holds_new_copy(e)
+        raise
 
 
 if TYPE_CHECKING:

@@ -251,10 +251,12 @@ def copy_ends(
     started: float,
     keep_wal: bool,
     checkpoint: Checkpoint | None,
+    done: list[bool] | None = None,
 ) -> CopyResult:
     """Copy between ends of any kind: connections of any supported binding,
     the connections that framework objects wrap, and paths, which are opened
-    (and closed) here with the other end's module."""
+    (and closed) here with the other end's module. ``done`` gets True once
+    the destination holds the new copy (see :func:`copy_connections`)."""
     source, dest = connection_of(source), connection_of(dest)
     sb, db, pb = bindings(source, dest)
     if sb is not None and db is not None:
@@ -272,6 +274,7 @@ def copy_ends(
             started,
             checkpoint,
             True,
+            done,
         )
     # Files are opened, published and removed in many Python steps: Ctrl-C
     # waits for a point between two of them (see _interrupts), the last one
@@ -306,6 +309,8 @@ def copy_ends(
                 ends.close(complete=False)
                 raise
             ends.close(complete=True, before_publish=stop.check)
+            if done is not None:
+                done.append(True)
     except BaseException as e:
         if committed and ends is not None and ends.in_place:
             note_holds_new_copy(e)
@@ -327,12 +332,16 @@ def copy_connections(
     started: float,
     checkpoint: Checkpoint | None,
     final: bool,
+    done: list[bool] | None = None,
 ) -> CopyResult:
     """Copy between two connections, other arguments checked. With ``final``
     (``dest`` is the destination the caller named, not a private new file),
     an exception raised after the commit notes that the destination holds
-    the new copy. The path every call takes is kept short: it is most of the
-    cost of copying a small database (so _refs() is inlined here)."""
+    the new copy, and ``done`` gets True before this returns: the caller's
+    own frame notes one raised as this returns (Python 3.9 and 3.10 may
+    raise a pending interrupt between a handler's end and the return). The
+    path every call takes is kept short: it is most of the cost of copying a
+    small database (so _refs() is inlined here)."""
     sb.check(source)
     db.check(dest)
     if source is dest:
@@ -367,6 +376,8 @@ def copy_connections(
         )
         if len(_spare_jobs) < _SPARE_JOBS:
             _spare_jobs.append(job)
+        if final and done is not None:
+            done.append(True)
         return result
     except BaseException as e:
         lib.sqlitebck_end(c)
