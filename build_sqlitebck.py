@@ -28,7 +28,9 @@ ffibuilder.cdef(cdef_text())
 ffibuilder.set_source(
     "sqlitebck._sqlitebck",
     '#include "sqlitebck.h"',
-    sources=[str(CSRC / name) for name in ("library.c", "backup.c", "vfs.c")],
+    sources=[
+        str(CSRC / name) for name in ("library.c", "registry.c", "backup.c", "vfs.c")
+    ],
     include_dirs=[str(CSRC)],
     libraries=["dl"] if sys.platform.startswith("linux") else [],
 )

@@ -25,13 +25,14 @@
 **     (sqlitebck_enter()), from beginning to end: nothing else on either
 **     connection runs meanwhile, in SQLite or through it.
 **   - dst_disturbed is written by the destination's commit and rollback
-**     hooks, which SQLite calls on the thread that runs a statement on the
-**     destination, holding its mutex: so never during one of the job's own
-**     calls but from another thread between them; it is read (volatile)
-**     under the mutexes by sqlitebck_check_dst().
-**   - The list of connections in use and the table of libraries bound are
-**     process-wide, guarded by sqlitebck_list_lock() (library.c), which is
-**     never held while SQLite runs anything.
+**     hooks (set while the job is fenced, see sqlitebck_fence()), which
+**     SQLite calls on the thread that runs a statement on the destination,
+**     holding its mutex: from a callback during one of the job's calls, or
+**     from any thread between them; it is read (volatile) under the mutexes
+**     by sqlitebck_check_dst().
+**   - The registry of connections in use (registry.c) and the table of
+**     libraries bound (library.c) are process-wide, guarded by
+**     sqlitebck_list_lock(), which is never held while SQLite runs anything.
 **   - counts is written under the mutexes by the entry points, and read by
 **     the caller between calls.
 */
@@ -40,7 +41,7 @@
 #define _POSIX_C_SOURCE 200809L /* NOLINT(bugprone-reserved-identifier) */
 #endif
 
-#include "library.h"
+#include "registry.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -55,14 +56,18 @@
 #include <unistd.h>
 #endif
 
-/* Milliseconds on a monotonic clock. */
-static long long sqlitebck_now_ms(void) {
+/* Seconds on a monotonic clock (from an arbitrary origin). */
+static double sqlitebck_now(void) {
 #ifdef _WIN32
-  return (long long)GetTickCount64();
+  LARGE_INTEGER count;
+  LARGE_INTEGER frequency;
+  QueryPerformanceCounter(&count);
+  QueryPerformanceFrequency(&frequency);
+  return (double)count.QuadPart / (double)frequency.QuadPart;
 #else
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
-  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 #endif
 }
 
@@ -91,62 +96,6 @@ static int sqlitebck_same_file(const char *a, const char *b) {
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
   }
 #endif
-}
-
-/*
-** CONNECTIONS IN USE
-**
-** Every connection that a job uses is listed here, for as long as the job
-** lives, with what the jobs do with it. The list serves two purposes:
-**
-**   - Busy timeouts. A job sets the busy timeout of a file connection to
-**     zero, so that a lock held elsewhere returns SQLITE_BUSY at once and
-**     the caller's bounded, interruptible retry loop does the waiting. The
-**     first job to use a connection saves its timeout, the last one gives it
-**     back, so that any number of jobs sharing a connection (threads with
-**     check_same_thread=False), ending in any order, restore the right one.
-**
-**   - Conflicts. A connection that is the destination of one job holds a
-**     half-written database: it can be neither the destination nor the
-**     source of another job until the first one ends.
-**
-** The list is guarded by its own process-wide mutex, never held while
-** SQLite runs anything (SQLite may call back into Python, and Python into a
-** new job).
-*/
-struct sqlitebck_user {
-  sqlite3 *db;
-  int jobs;     /* jobs using db, as source or destination */
-  int as_dst;   /* of which as destination (0 or 1) */
-  int busy;     /* SQLITEBCK_BUSY_* below */
-  int saved_ms; /* the busy timeout to give back, once SQLITEBCK_BUSY_TAKEN */
-  struct sqlitebck_user *next;
-};
-
-#define SQLITEBCK_BUSY_UNTOUCHED 0 /* nobody changed the busy timeout */
-#define SQLITEBCK_BUSY_READING 1   /* a job is reading and taking it over */
-#define SQLITEBCK_BUSY_TAKEN 2     /* zero now; saved_ms to be given back */
-
-static struct sqlitebck_user *sqlitebck_users;
-/* The entry of DB, or 0. The caller holds the lock. */
-static struct sqlitebck_user *sqlitebck_find_user(const sqlite3 *db) {
-  struct sqlitebck_user *u;
-  for (u = sqlitebck_users; u; u = u->next) {
-    if (u->db == db) {
-      return u;
-    }
-  }
-  return 0;
-}
-
-/* sqlite3_exec() callback: store the first column of a row as an int. */
-static int sqlitebck_int_column(void *out, int ncol, char **values,
-                                char **names) {
-  (void)names;
-  if (ncol > 0 && values[0]) {
-    *(int *)out = atoi(values[0]);
-  }
-  return 0;
 }
 
 /*
@@ -222,8 +171,10 @@ struct sqlitebck_job {
   sqlite3_stmt *src_guard; /* statements keeping the connections from being */
   sqlite3_stmt *dst_guard; /*   freed (see sqlitebck_guard()), or 0 */
   int locked;              /* 1 while this thread holds both db mutexes */
-  int dst_sql_limit;       /* dst's SQL length limit to give back, or -1 */
-  int users;               /* 1: src listed; 2: dst listed too */
+  int dst_sql_limit;       /* dst's SQL length limit, while fenced */
+  int listed;              /* 1 while both are in the registry.c list */
+  int fenced;              /* 1 once dst is fenced (see sqlitebck_fence()) */
+  double started;          /* sqlitebck_now() when the job started */
   char *src_schema;        /* copy of the source schema name */
   char schema_buf[32];     /* where src_schema points when it is short */
   enum sqlitebck_snapshot snapshot;
@@ -343,6 +294,10 @@ static int sqlitebck_errcode(const sqlitebck_job *job, sqlite3 *db) {
 ** caller's authorizer or progress handler may refuse it). Returns the
 ** extended result code.
 */
+#define SQLITEBCK_TAKE_BUSY_FAILED                                             \
+  "could not read the busy timeout of a connection (PRAGMA busy_timeout), "    \
+  "which the copy takes over"
+
 static int sqlitebck_fail_on(sqlitebck_job *job, sqlite3 *db,
                              const char *what) {
   int rc = sqlitebck_errcode(job, db);
@@ -350,115 +305,6 @@ static int sqlitebck_fail_on(sqlitebck_job *job, sqlite3 *db,
   job->error.copy = sqlitebck_message(what, job->api->errmsg(db));
   job->error.text = job->error.copy ? job->error.copy : "out of memory";
   return rc;
-}
-
-/*
-** List DB as used by JOB, as its destination if AS_DST. Returns SQLITE_OK;
-** SQLITE_ERROR (a fault) when a running job writes DB, or when DB is to be
-** written but other jobs use it; or SQLITE_NOMEM.
-*/
-static int sqlitebck_use(sqlitebck_job *job, sqlite3 *db, int as_dst) {
-  struct sqlitebck_user *u;
-  const char *conflict = 0;
-
-  sqlitebck_list_lock();
-  u = sqlitebck_find_user(db);
-  if (u && u->as_dst) {
-    conflict = as_dst ? "the destination connection is already the "
-                        "destination of another copy in progress"
-                      : "the source connection is the destination of another "
-                        "copy in progress";
-  } else if (u && as_dst) {
-    conflict = "the destination connection is the source of another copy in "
-               "progress";
-  } else if (u == 0) {
-    u = (struct sqlitebck_user *)calloc(1, sizeof *u);
-    if (u) {
-      u->db = db;
-      u->next = sqlitebck_users;
-      sqlitebck_users = u;
-    }
-  }
-  if (u && conflict == 0) {
-    u->jobs++;
-    u->as_dst = as_dst;
-  }
-  sqlitebck_list_unlock();
-  if (conflict) {
-    return sqlitebck_fail(job, SQLITE_ERROR, SQLITEBCK_FAULT_NONE, conflict, 0);
-  }
-  return u ? SQLITE_OK : sqlitebck_fail(job, SQLITE_NOMEM, 0, 0, 0);
-}
-
-/*
-** Take over the busy handling of DB, listed by sqlitebck_use(): the first
-** job to do so reads its busy timeout and sets it to zero. Returns
-** SQLITE_OK, or the error of reading it (a caller's authorizer may refuse
-** the PRAGMA: the message then says so).
-*/
-static int sqlitebck_take_busy(sqlitebck_job *job, sqlite3 *db) {
-  struct sqlitebck_user *u;
-  int ms = 0;
-  int first;
-  int rc;
-
-  sqlitebck_list_lock();
-  u = sqlitebck_find_user(db);
-  first = u->busy == SQLITEBCK_BUSY_UNTOUCHED;
-  if (first) {
-    u->busy = SQLITEBCK_BUSY_READING;
-  }
-  sqlitebck_list_unlock();
-  if (!first) {
-    return SQLITE_OK;
-  }
-  rc = job->api->exec(db, "PRAGMA busy_timeout", sqlitebck_int_column, &ms, 0);
-  if (rc == SQLITE_OK) {
-    job->api->busy_timeout(db, 0);
-  }
-  sqlitebck_list_lock();
-  u->busy = rc == SQLITE_OK ? SQLITEBCK_BUSY_TAKEN : SQLITEBCK_BUSY_UNTOUCHED;
-  u->saved_ms = ms;
-  sqlitebck_list_unlock();
-  if (rc != SQLITE_OK) {
-    return sqlitebck_fail_on(
-        job, db,
-        "could not read the busy timeout of a connection "
-        "(PRAGMA busy_timeout), which the copy takes over");
-  }
-  return SQLITE_OK;
-}
-
-/*
-** Take DB off the list for one job; the last job gives its busy timeout
-** back (through the job's library, DB's own). DB must still be allocated
-** (see sqlitebck_end() for the order).
-*/
-static void sqlitebck_unuse(const sqlitebck_job *job, sqlite3 *db, int as_dst) {
-  struct sqlitebck_user **p;
-  struct sqlitebck_user *gone = 0;
-
-  sqlitebck_list_lock();
-  for (p = &sqlitebck_users; *p; p = &(*p)->next) {
-    if ((*p)->db == db) {
-      struct sqlitebck_user *u = *p;
-      if (as_dst) {
-        u->as_dst = 0;
-      }
-      if (--u->jobs == 0) {
-        *p = u->next;
-        gone = u;
-      }
-      break;
-    }
-  }
-  sqlitebck_list_unlock();
-  if (gone) {
-    if (gone->busy == SQLITEBCK_BUSY_TAKEN) {
-      job->api->busy_timeout(db, gone->saved_ms);
-    }
-    free(gone);
-  }
 }
 
 /*
@@ -482,13 +328,16 @@ static void sqlitebck_note_rollback(void *arg) {
 }
 
 /*
-** Return SQLITE_OK if the destination is as the job left it: no commit
-** or rollback seen by the hooks above, no transaction begun, no row changed, no
-*statement running,
-** other than the job's own. Otherwise the destination connection was used
-** during the copy, which SQLite's backup does not allow: a fault.
+** Return SQLITE_OK if the destination is as the job left it when it fenced
+** it: no commit or rollback seen by the hooks above, no transaction begun,
+** no row changed, no statement running other than the job's own. Otherwise
+** the destination connection was used during the copy, which SQLite's
+** backup does not allow: a fault.
 */
 static int sqlitebck_check_dst(sqlitebck_job *job) {
+  if (!job->fenced) {
+    return SQLITE_OK; /* nothing of the caller's has run since the start */
+  }
   if (job->dst_disturbed == 0 &&
       job->api->get_autocommit(job->dst) == job->dst_autocommit &&
       job->api->total_changes(job->dst) == job->dst_changes) {
@@ -651,21 +500,41 @@ static void sqlitebck_free_schema(sqlitebck_job *job) {
 **     from a callback or between steps then leaves a "zombie" connection,
 **     which SQLite frees once sqlitebck_release() finalizes the guards.
 **
-** From sqlite3_backup_init() to the end of the job, the destination
-** refuses new statements: its SQL length limit is zero, so that any
-** statement prepared on it (from a callback during a step, or between two
-** calls) fails at once with SQLITE_TOOBIG ("statement too long") instead of
-** running inside the backup's half-written transaction, and so does
+** Once the backup is started, before the caller's code can run again (the
+** same two moments as the guards), the destination is fenced to the end of
+** the job (sqlitebck_fence()). It refuses new statements: its SQL length
+** limit is zero, so that any statement prepared on it (from a callback
+** during a step, or between two calls) fails at once with SQLITE_TOOBIG
+** ("statement too long") instead of running inside the backup's
+** half-written transaction, and so does
 ** sqlite3_deserialize(), which would free the database the backup writes
 ** into; the limit is given back when the job ends. (A statement its owner
 ** had prepared before is caught by sqlitebck_check_dst() instead.)
 **
 ** So a small copy between connections in memory, done in one call that runs
-** no statement, pays for no guard. Ending a job (sqlitebck_end_locked())
-** touches the connections only while the mutexes are held and before the
-** guards go; sqlitebck_release() finalizes the job's statements, which may
-** free a zombie connection, after the mutexes are left.
+** no statement, pays for no guard and no fence. Ending a job
+** (sqlitebck_end_locked()) touches the connections only while the mutexes
+** are held and before the guards go; sqlitebck_release() finalizes the
+** job's statements, which may free a zombie connection, after the mutexes
+** are left.
 */
+
+/*
+** Fence the destination of a started backup: from here to the end of the
+** job, its SQL length limit is zero, its commit and rollback hooks count
+** what its owner does to its transaction, and its autocommit flag and
+** change count are noted, for sqlitebck_check_dst(). Called by
+** sqlitebck_guard(), once the guards are prepared (the limit refuses them
+** too), whenever the caller's code is about to run with the backup started.
+*/
+static void sqlitebck_fence(sqlitebck_job *job) {
+  job->dst_sql_limit = job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH, 0);
+  job->dst_autocommit = job->api->get_autocommit(job->dst);
+  job->dst_changes = job->api->total_changes(job->dst);
+  job->api->commit_hook(job->dst, sqlitebck_refuse_commit, job);
+  job->api->rollback_hook(job->dst, sqlitebck_note_rollback, job);
+  job->fenced = 1;
+}
 
 /*
 ** The statement that guards a connection: prepared, never run. Preparing it
@@ -694,25 +563,16 @@ static int sqlitebck_guard(sqlitebck_job *job) {
                              "source connection open during the copy "
                              "(" SQLITEBCK_GUARD_SQL ", never run)");
   }
-  if (job->dst_guard == 0) {
-    int rc;
-    /* The destination refuses statements once the backup is started: its
-    ** SQL length limit is lifted for this one alone. */
-    if (job->dst_sql_limit >= 0) {
-      job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH,
-                      (int)sizeof SQLITEBCK_GUARD_SQL);
-    }
-    rc = job->api->prepare_v2(job->dst, SQLITEBCK_GUARD_SQL, -1,
-                              &job->dst_guard, 0);
-    if (job->dst_sql_limit >= 0) {
-      job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH, 0);
-    }
-    if (rc != SQLITE_OK) {
-      return sqlitebck_fail_on(job, job->dst,
-                               "could not prepare the statement that keeps the "
-                               "destination connection open during the copy "
-                               "(" SQLITEBCK_GUARD_SQL ", never run)");
-    }
+  if (job->dst_guard == 0 &&
+      job->api->prepare_v2(job->dst, SQLITEBCK_GUARD_SQL, -1, &job->dst_guard,
+                           0) != SQLITE_OK) {
+    return sqlitebck_fail_on(job, job->dst,
+                             "could not prepare the statement that keeps the "
+                             "destination connection open during the copy "
+                             "(" SQLITEBCK_GUARD_SQL ", never run)");
+  }
+  if (job->backup && !job->fenced) {
+    sqlitebck_fence(job);
   }
   return SQLITE_OK;
 }
@@ -735,21 +595,16 @@ static int sqlitebck_end_locked(sqlitebck_job *job) {
   int rc = SQLITE_OK;
 
   job->counts.open = 0;
-  if (job->backup) {
+  if (job->fenced) {
     job->api->commit_hook(job->dst, 0, 0);
     job->api->rollback_hook(job->dst, 0, 0);
-  }
-  if (job->dst_sql_limit >= 0) {
     job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH, job->dst_sql_limit);
-    job->dst_sql_limit = -1;
+    job->fenced = 0;
   }
-  if (job->users >= 1) {
-    sqlitebck_unuse(job, job->src, 0);
+  if (job->listed) {
+    sqlitebck_registry_remove(job->api, job->src, job->dst);
+    job->listed = 0;
   }
-  if (job->users >= 2) {
-    sqlitebck_unuse(job, job->dst, 1);
-  }
-  job->users = 0;
   if (job->backup) {
     rc = job->api->backup_finish(job->backup);
     job->backup = 0;
@@ -758,6 +613,7 @@ static int sqlitebck_end_locked(sqlitebck_job *job) {
     }
   }
   sqlitebck_free_schema(job);
+  job->counts.elapsed = sqlitebck_now() - job->started;
   return rc;
 }
 
@@ -814,6 +670,7 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
   sqlite3 *dst = sqlitebck_handle(dst_connection);
   const char *src_file;
   const char *dst_file;
+  const char *conflict;
   size_t length;
   int rc;
 
@@ -823,9 +680,9 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
   }
   sqlitebck_clear_error(job);
   memset(&job->counts, 0, sizeof job->counts);
+  job->started = sqlitebck_now();
   job->batch_left = 0;
   job->dst_disturbed = 0;
-  job->dst_sql_limit = -1;
   if (api == 0) {
     return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_USAGE,
                           "no SQLite library is bound under that index", 0);
@@ -864,19 +721,22 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
   }
   src_file = job->api->db_filename(src, src_schema);
   dst_file = job->api->db_filename(dst, dst_schema);
+  if (src == dst) {
+    sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_VALUE,
+                   "source and dest are the same connection", 0);
+    goto fail;
+  }
   if (sqlitebck_same_file(src_file, dst_file)) {
     sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_VALUE,
                    "source and destination are the same database file", 0);
     goto fail;
   }
-  if (sqlitebck_use(job, src, 0) != SQLITE_OK) {
+  rc = sqlitebck_registry_add(src, dst, &conflict);
+  if (rc != SQLITE_OK) {
+    sqlitebck_fail(job, rc, SQLITEBCK_FAULT_NONE, conflict, 0);
     goto fail;
   }
-  job->users = 1;
-  if (sqlitebck_use(job, dst, 1) != SQLITE_OK) {
-    goto fail;
-  }
-  job->users = 2;
+  job->listed = 1;
   length = strlen(src_schema);
   if (length < sizeof job->schema_buf) {
     job->src_schema = memcpy(job->schema_buf, src_schema, length + 1);
@@ -897,11 +757,13 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
   if ((src_file && src_file[0]) || (dst_file && dst_file[0])) {
     rc = sqlitebck_guard(job);
   }
-  if (rc == SQLITE_OK && src_file && src_file[0]) {
-    rc = sqlitebck_take_busy(job, src);
+  if (rc == SQLITE_OK && src_file && src_file[0] &&
+      sqlitebck_registry_take_busy(api, src) != SQLITE_OK) {
+    rc = sqlitebck_fail_on(job, src, SQLITEBCK_TAKE_BUSY_FAILED);
   }
-  if (rc == SQLITE_OK && dst_file && dst_file[0]) {
-    rc = sqlitebck_take_busy(job, dst);
+  if (rc == SQLITE_OK && dst_file && dst_file[0] &&
+      sqlitebck_registry_take_busy(api, dst) != SQLITE_OK) {
+    rc = sqlitebck_fail_on(job, dst, SQLITEBCK_TAKE_BUSY_FAILED);
   }
   if (rc != SQLITE_OK) {
     goto fail;
@@ -918,13 +780,6 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
     sqlitebck_fail(job, sqlitebck_errcode(job, dst), 0, 0, dst);
     goto fail;
   }
-  /* From here to the end of the job the destination refuses new
-  ** statements (see THE LIFE OF A JOB), sqlite3_deserialize()'s included. */
-  job->dst_sql_limit = job->api->limit(dst, SQLITE_LIMIT_SQL_LENGTH, 0);
-  job->dst_autocommit = job->api->get_autocommit(dst);
-  job->dst_changes = job->api->total_changes(dst);
-  job->api->commit_hook(dst, sqlitebck_refuse_commit, job);
-  job->api->rollback_hook(dst, sqlitebck_note_rollback, job);
   return SQLITE_OK;
 fail:
   sqlitebck_end_locked(job);
@@ -942,8 +797,8 @@ fail:
 **
 ** Refuses, before anything is written, with a fault (see sqlitebck_fault()):
 **   SQLITE_MISUSE - no library has index LIBRARY, or a connection is closed
-**                   (FAULT_USAGE), or both schemas are the same database
-**                   file (FAULT_VALUE);
+**                   (FAULT_USAGE), or SRC and DST are one connection, or
+**                   both schemas are the same database file (FAULT_VALUE);
 **   SQLITE_ERROR  - DST has a transaction open on DST_SCHEMA, or a
 **                   connection takes part in another job in a way that
 **                   conflicts with this one (FAULT_NONE);
@@ -967,8 +822,11 @@ int sqlitebck_start(sqlitebck_job *job, int library, uintptr_t src,
 ** The body of sqlitebck_step(), the mutexes held; a job that completes or
 ** fails is ended here.
 */
-static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
-  long long deadline = sqlitebck_now_ms() + budget_ms;
+static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms,
+                         int fresh) {
+  /* FRESH: the job was opened by this very call, which checked the source
+  ** for a write transaction already, holding the mutexes since. */
+  double deadline = sqlitebck_now() + budget_ms / 1000.0;
   int stepped = 0; /* steps taken by this call */
 
   if (job->batch_left <= 0) {
@@ -993,7 +851,7 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
       return SQLITE_OK;
     }
 
-    if (job->api->txn_state &&
+    if (!(fresh && stepped == 0) && job->api->txn_state &&
         job->api->txn_state(job->src, job->src_schema) == SQLITE_TXN_WRITE) {
       job->counts.in_batch = 1;
       return sqlitebck_fail(job, SQLITE_BUSY, SQLITEBCK_FAULT_NONE,
@@ -1037,7 +895,7 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
       rc = sqlitebck_end_locked(job);
       return rc == SQLITE_OK ? SQLITE_DONE : rc;
     }
-    if (job->batch_left == 0 || sqlitebck_now_ms() >= deadline) {
+    if (job->batch_left == 0 || sqlitebck_now() >= deadline) {
       job->counts.in_batch = job->batch_left > 0;
       return SQLITE_OK;
     }
@@ -1062,10 +920,10 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms) {
 **
 ** Returns SQLITE_DONE when the copy is complete and committed
 ** (counts.committed is then 1); SQLITE_OK when more is to be copied;
-*SQLITE_BUSY or SQLITE_LOCKED (possibly
-** extended) when a lock held elsewhere stopped it, to be retried; or
-** another error. On SQLITE_DONE and on every error but SQLITE_BUSY and
-** SQLITE_LOCKED the job is ended before this returns.
+** SQLITE_BUSY or SQLITE_LOCKED (possibly extended) when a lock held
+** elsewhere stopped it, to be retried; or another error. On SQLITE_DONE
+** and on every error but SQLITE_BUSY and SQLITE_LOCKED the job is ended
+** before this returns.
 */
 int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
   if (sqlitebck_forked(job)) {
@@ -1079,7 +937,7 @@ int sqlitebck_step(sqlitebck_job *job, int pages, int budget_ms) {
                           "the copy is over", 0);
   }
   sqlitebck_enter(job);
-  return sqlitebck_return(job, sqlitebck_run(job, pages, budget_ms));
+  return sqlitebck_return(job, sqlitebck_run(job, pages, budget_ms, 0));
 }
 
 /*
@@ -1102,7 +960,7 @@ int sqlitebck_copy(sqlitebck_job *job, int library, uintptr_t src,
   int rc =
       sqlitebck_open(job, library, src, src_schema, dst, dst_schema, pages);
   if (rc == SQLITE_OK) {
-    rc = sqlitebck_run(job, pages, budget_ms);
+    rc = sqlitebck_run(job, pages, budget_ms, 1);
   }
   return sqlitebck_return(job, rc);
 }
@@ -1110,9 +968,8 @@ int sqlitebck_copy(sqlitebck_job *job, int library, uintptr_t src,
 /*
 ** End the job, whatever its state (see sqlitebck_end_locked()); ending an
 ** ended job, or in a child of fork() a job of its parent (see
-** sqlitebck_forked()), does nothing and returns SQLITE_OK. Returns the result
-*of
-** sqlite3_backup_finish().
+** sqlitebck_forked()), does nothing and returns SQLITE_OK. Returns the
+** result of sqlite3_backup_finish().
 */
 int sqlitebck_end(sqlitebck_job *job) {
   if (sqlitebck_forked(job) || !job->counts.open) {

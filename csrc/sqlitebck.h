@@ -54,17 +54,22 @@ enum sqlitebck_sqlite_result {
 */
 typedef struct sqlitebck_job sqlitebck_job;
 
-/* What a job has done so far: written by backup.c, read by the caller. */
+/*
+** What a job has done so far: written by backup.c, read by the caller. The
+** first four fields are a finished copy's result, in this order (the
+** caller reads them at once).
+*/
 typedef struct sqlitebck_counts {
-  int pagecount; /* pages in the source, as of the last step */
-  int remaining; /* pages still to copy, as of the last step */
-  int steps;     /* sqlite3_backup_step() calls that copied */
-  int restarts;  /* times SQLite restarted the copy */
-  int in_batch;  /* 1 while a batch is unfinished (its time budget ran out,
-                    or a lock stopped it) */
-  int open;      /* 1 from sqlitebck_start() until the job ends */
-  int committed; /* 1 once the step that completed the copy committed it:
-                    the destination holds the new copy */
+  int pagecount;  /* pages in the source, as of the last step */
+  int steps;      /* sqlite3_backup_step() calls that copied */
+  int restarts;   /* times SQLite restarted the copy */
+  double elapsed; /* seconds from the start of the job to its end */
+  int remaining;  /* pages still to copy, as of the last step */
+  int in_batch;   /* 1 while a batch is unfinished (its time budget ran out,
+                     or a lock stopped it) */
+  int open;       /* 1 from sqlitebck_start() until the job ends */
+  int committed;  /* 1 once the step that completed the copy committed it:
+                     the destination holds the new copy */
 } sqlitebck_counts;
 
 /* How the caller should report the error of a job (sqlitebck_fault()). */

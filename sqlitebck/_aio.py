@@ -16,15 +16,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-import time
 
 from sqlitebck._endpoints import AsyncEndpoint
 from sqlitebck._engine import (
     DEFAULT_TIMEOUT,
     CopyResult,
     Progress,
-    arguments,
     copy_ends,
+    settings,
 )
 from sqlitebck._errors import holds_new_copy, note_holds_new_copy
 from sqlitebck._frameworks import AioConnection, framework_of
@@ -127,8 +126,7 @@ async def acopy(
     2
     >>> src.close(); dst.close()
     """
-    started = time.perf_counter()
-    args = arguments(pages, sleep, progress, source_name, dest_name, timeout)
+    checked = settings(pages, sleep, progress, source_name, dest_name, timeout)
     runners: list[AioConnection] = [
         e  # type: ignore[misc]
         for e in (source, dest)
@@ -142,20 +140,13 @@ async def acopy(
     loop = asyncio.get_running_loop()
     stop = _Cancellation()
     report = None if progress is None else _on_loop(loop, progress, stop)
-    npages, delay, wait, sname, dname = args
 
     def work() -> CopyResult:
         stop.check()  # cancelled while the copy waited for its thread
         return copy_ends(
             _thread_side(source),
             _thread_side(dest),
-            sname,
-            dname,
-            npages,
-            delay,
-            wait,
-            report,
-            started,
+            checked._replace(progress=report),
             keep_wal,
             stop,
         )

@@ -11,10 +11,10 @@ from sqlitebck._endpoints import Endpoint, Endpoints
 from sqlitebck._engine import (
     DEFAULT_TIMEOUT,
     Job,
+    Settings,
     bindings,
     check_pages,
-    check_schema,
-    check_timeout,
+    settings,
 )
 from sqlitebck._errors import SQLITE_OK, note_holds_new_copy
 from sqlitebck._frameworks import connection_of
@@ -63,15 +63,18 @@ class Backup:
         self._usage: Binding = STDLIB
         self._ends: Endpoints | None = None
         self._done = False
-        self._wait = check_timeout(timeout)
-        sname = check_schema(source_name, "source_name")
-        dname = check_schema(dest_name, "dest_name")
+        # Opened as an online copy (pages > 0): the caller may pause between
+        # steps for as long as it likes, so no snapshot is held unless the
+        # source is WAL (or step() is asked for everything at once).
+        self._settings = settings(
+            pages=1, source_name=source_name, dest_name=dest_name, timeout=timeout
+        )
         src, dst = connection_of(source), connection_of(dest)
         sb, db, pb = bindings(src, dst)
         self._usage = (sb or pb) if (sb or pb).dbapi else (db or pb)
         self._job = job = Job()
         try:
-            self._open(job, src, sb, dst, db, pb, sname, dname, keep_wal)
+            self._open(job, src, sb, dst, db, pb, keep_wal)
         except BaseException:
             # A Ctrl-C held back while opening is delivered as the block ends:
             # whatever was opened is closed before it propagates.
@@ -86,22 +89,20 @@ class Backup:
         dst: Any,
         db: Binding | None,
         pb: Binding,
-        sname: bytes,
-        dname: bytes,
         keep_wal: bool,
     ) -> None:
         """Open the ends and start the job, with Ctrl-C held back."""
         with HeldInterrupts() as held:
+            checked = self._settings
             ends = Endpoints(
-                src, dst, keep_wal=keep_wal, module=pb.module, source_name=sname
+                src,
+                dst,
+                keep_wal=keep_wal,
+                module=pb.module,
+                source_name=checked.source_schema,
             )
             try:
-                # Opened as an online copy: the caller may pause between steps
-                # for as long as it likes, so no snapshot is held unless the
-                # source is WAL (or step() is asked for everything at once).
-                rc = job.start(
-                    ends.source, sb or pb, ends.dest, db or pb, sname, dname, 1
-                )
+                rc = job.start(ends.source, sb or pb, ends.dest, db or pb, checked)
                 if rc != SQLITE_OK:
                     raise job.error(rc)
                 held.check()
@@ -136,7 +137,7 @@ class Backup:
         A lock held elsewhere that outlasts ``timeout`` raises
         ``sqlite3.OperationalError``; the backup may then be stepped again.
         Any other error ends it."""
-        npages = check_pages(pages)
+        checked: Settings = self._settings._replace(pages=check_pages(pages))
         # Ctrl-C waits for a point between two C calls: claimed, the object
         # is always released again.
         try:
@@ -150,10 +151,8 @@ class Backup:
                     job = self._job
                     job.sb.check(job.source)
                     job.db.check(job.dest)
-                    rc = job.step(npages)
-                    self._done = job.drive(
-                        rc, npages, self._wait, None, 0.0, True, held
-                    )
+                    rc = job.step(checked.pages)
+                    self._done = job.drive(rc, checked, True, held)
                     return self._done
                 finally:
                     self._busy.release()
