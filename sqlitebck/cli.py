@@ -37,15 +37,63 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _columns(out: TextIO) -> int:
+    """The width of the terminal ``out`` writes to, read anew each time (the
+    window may have been resized); 80 if it cannot be told."""
+    try:
+        return os.get_terminal_size(out.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError):
+        return 80
+
+
+# The bar's width in cells: it takes the room the other fields leave, within
+# these bounds, and is dropped when less is left.
+_BAR_MIN = 10
+_BAR_MAX = 40
+_BAR = "bar"  # the bar's place among the fields
+
+
+def fit(fields: list[tuple[int, str]], fraction: float, width: int) -> str:
+    """One line of at most ``width`` characters: ``fields`` (text, or
+    ``_BAR`` for a bar ``fraction`` full), each with a rank: while the line is
+    too long, the bar shrinks, then the field of highest rank is dropped,
+    and the last one left is cut.
+
+    >>> fields = [(3, _BAR), (0, " 50.0%"), (5, "50/100 pages"), (2, "ETA 0:00:01")]
+    >>> fit(fields, 0.5, 60)
+    '[###########------------]   50.0%  50/100 pages  ETA 0:00:01'
+    >>> fit(fields, 0.5, 39)
+    '[########--------]   50.0%  ETA 0:00:01'
+    >>> fit(fields, 0.5, 12), fit([(0, "waiting for a lock")], 0.0, 12)
+    (' 50.0%', 'waiting for')
+    """
+    shown = list(fields)
+    while True:
+        texts = [text for _, text in shown if text is not _BAR]
+        line = "  ".join(texts)
+        if len(texts) < len(shown):  # the bar, with the room that is left
+            room = width - len(line) - (2 if texts else 0) - 2  # gap, "[" "]"
+            if room >= _BAR_MIN:
+                cells = min(room, _BAR_MAX)
+                filled = int(cells * fraction)
+                bar = f"[{'#' * filled}{'-' * (cells - filled)}]"
+                return "  ".join(bar if t is _BAR else t for _, t in shown)
+        elif len(line) <= width or len(shown) <= 1:
+            return line[:width].rstrip()
+        shown.remove(max(shown, key=lambda field: field[0]))
+
+
 class ProgressBar:
-    """One line on a terminal, redrawn in place at most ``hz`` times a second.
+    """One line on a terminal, redrawn in place at most ``hz`` times a second
+    (and at once when the terminal's width changes), never wider than the
+    terminal: fields are dropped as it narrows.
 
     >>> import io
     >>> out = io.StringIO()
     >>> bar = ProgressBar(out, page_size=4096, clock=iter([0.0, 1.0, 2.0]).__next__)
     >>> bar(0, 50, 100)
     >>> out.getvalue().split()[:3]
-    ['[##########----------]', '50.0%', '50/100']
+    ['[#######--------]', '50.0%', '50/100']
     """
 
     def __init__(
@@ -62,6 +110,7 @@ class ProgressBar:
         self._start = self._now()
         self._last_draw = -math.inf
         self._last_done = 0
+        self._width = 0
         self.restarts = 0
         self._drawn = False
 
@@ -74,26 +123,49 @@ class ProgressBar:
             self.restarts += 1
         self._last_done = done
         now = self._now()
-        if status != SQLITE_DONE and now - self._last_draw < self._interval:
+        width = _columns(self._out)
+        if (
+            status != SQLITE_DONE
+            and width == self._width
+            and now - self._last_draw < self._interval
+        ):
             return
-        self._last_draw = now
-        elapsed = now - self._start
-        fraction = done / total if total else 1.0
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = _duration(remaining / rate) if rate > 0 else "?"
-        filled = int(20 * fraction)
-        line = (
-            f"[{'#' * filled}{'-' * (20 - filled)}] {100 * fraction:5.1f}% "
-            f"{done}/{total} pages  {rate * self._page_size / 1e6:6.1f} MB/s  "
-            f"elapsed {_duration(elapsed)}  ETA {eta}"
-        )
-        if self.restarts:
-            line += f"  {self.restarts} restarts"
-        if waits_for_a_lock(status):
-            line += "  (waiting for a lock)"
+        self._last_draw, self._width = now, width
+        # One column spare: a line that fills the last one leaves some
+        # terminals waiting to wrap.
+        fraction, fields = self.fields(status, remaining, total, now)
+        line = fit(fields, fraction, width - 1)
         self._out.write("\r" + line + "\x1b[K")
         self._out.flush()
         self._drawn = True
+
+    def fields(
+        self, status: int, remaining: int, total: int, now: float
+    ) -> tuple[float, list[tuple[int, str]]]:
+        """The fraction done, and what the line shows, in order, each with
+        its rank for :func:`fit` (the highest is dropped first)."""
+        elapsed = now - self._start
+        waiting = waits_for_a_lock(status)
+        if total == 0:  # before the first step: nothing to measure yet
+            state = "waiting for a lock" if waiting else "starting"
+            return 0.0, [(0, state), (7, f"elapsed {_duration(elapsed)}")]
+        done = total - remaining
+        fraction = done / total
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = _duration(remaining / rate) if rate > 0 else "?"
+        fields = [
+            (3, _BAR),
+            (0, f"{100 * fraction:5.1f}%"),
+            (5, f"{done}/{total} pages"),
+            (6, f"{rate * self._page_size / 1e6:.1f} MB/s"),
+            (7, f"elapsed {_duration(elapsed)}"),
+            (2, f"ETA {eta}"),
+        ]
+        if self.restarts:
+            fields.append((4, f"{self.restarts} restarts"))
+        if waiting:
+            fields.append((1, "waiting for a lock"))
+        return fraction, fields
 
     def clear(self) -> None:
         if self._drawn:
