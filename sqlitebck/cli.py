@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shlex
 import signal
 import sqlite3
 import sys
@@ -262,7 +263,10 @@ def _parser() -> argparse.ArgumentParser:
         type=_number(int, "pages", lambda n: C_INT_MIN <= n <= C_INT_MAX, "a C int"),
         default=0,
         metavar="N",
-        help="pages per batch; 0 (default): one consistent snapshot",
+        help=(
+            "pages per batch; 0 (default) or less: the whole database as one "
+            "consistent snapshot, as copy() takes it"
+        ),
     )
     parser.add_argument(
         "--sleep",
@@ -304,8 +308,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verify", action="store_true", help="run PRAGMA integrity_check on DEST"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
-    parser.add_argument(
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    output.add_argument(
         "--json", action="store_true", help="print the result as one line of JSON"
     )
     parser.add_argument(
@@ -326,6 +331,27 @@ def _parser() -> argparse.ArgumentParser:
 def _fail(message: str) -> int:
     print(f"sqlitebck: error: {_shown(message)}", file=sys.stderr)
     return EXIT_FAILED
+
+
+def _no_folder(folder: str) -> str:
+    """The one message for a backup folder, or DEST's folder, that is missing."""
+    return f"{folder}: no such folder; create it first (mkdir -p {shlex.quote(folder)})"
+
+
+def _failed_copy(error: Exception, source: str, dest: str, timeout: float) -> str:
+    """What a failed copy says: the error (naming the file it is about, or
+    else after both names), and ``--timeout`` when a lock outlasted it."""
+    text = str(error)
+    if not text.startswith((f"{source}: ", f"{dest}: ")):
+        text = f"copying {source} to {dest}: {text}"
+    code = getattr(error, "sqlite_errorcode", None)
+    locked = waits_for_a_lock(code) if isinstance(code, int) else "locked" in text
+    if locked and isinstance(error, sqlite3.Error):
+        text += (
+            f"; another program held it for longer than --timeout {timeout:g} "
+            "seconds: try again, or wait longer with a larger --timeout"
+        )
+    return text
 
 
 class Folder:
@@ -398,8 +424,8 @@ class Run:
         args = self.args
         source, target = str(args.source), str(args.dest)
         folder = Folder(target, source) if os.path.isdir(target) else None
-        if folder is None and target.endswith(("/", os.sep)):
-            return _fail(f"{target}: no such folder")
+        if folder is None and (target.endswith(("/", os.sep)) or args.keep):
+            return _fail(_no_folder(target))
         if folder is None and os.path.lexists(target) and not args.force:
             return _fail(f"{target}: exists; use --force to overwrite it")
         show_bar = not (args.quiet or args.json) and sys.stderr.isatty()
@@ -427,10 +453,10 @@ class Run:
                     return _fail(f"{e.filename}: {e.strerror}")
             except FileNotFoundError as e:
                 if e.filename == dest:
-                    return _fail(f"{dest}: its folder does not exist")
+                    return _fail(_no_folder(os.path.dirname(dest)))
                 return _fail(f"{e.filename}: no such file or directory")
             except (sqlite3.Error, OSError, ValueError, OverflowError) as e:
-                return _fail(f"copying {source} to {dest}: {e}")
+                return _fail(_failed_copy(e, source, dest, timeout))
             finally:
                 if bar:
                     bar.clear()
@@ -582,7 +608,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--demo takes no SOURCE or DEST")
         if not args.demo and (args.source is None or args.dest is None):
             parser.error("SOURCE and DEST are required")
-        if args.keep is not None and (args.demo or not os.path.isdir(args.dest)):
+        if args.keep is not None and (
+            args.demo or (os.path.lexists(args.dest) and not os.path.isdir(args.dest))
+        ):
             parser.error("--keep needs a folder as DEST")
         run = Run(args)
         return _demo(args, run) if args.demo else run.copy()

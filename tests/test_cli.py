@@ -6,6 +6,7 @@ import json
 import os
 import random
 import select
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -139,7 +140,8 @@ def test_errors_are_one_line_naming_the_file(tmp_path: Path) -> None:
         ["a", "b", "--timeout", "x"],
         ["a", "b", "--pages", "1.5"],
         ["a", "b", "--keep", "0"],
-        ["a", "b", "--keep", "2"],  # b is no folder
+        ["a", "b", "--quiet", "--json"],
+        ["a", "b", "-q", "--json"],
         ["a", ""],
         ["", "b"],
         ["--demo", "--keep", "1"],
@@ -401,16 +403,108 @@ def test_verify_never_tracebacks(tmp_path: Path) -> None:
 
 
 def test_missing_destination_folder_is_named(tmp_path: Path) -> None:
+    """DEST's folder, or a backup folder, that is missing (an unmounted
+    disk, say): the same one-line error, naming the folder to create, with
+    or without --keep."""
     source = make_db(tmp_path / "src.db")
-    dest = tmp_path / "no" / "new.db"
-    out = cli(str(source), str(dest))
+    folder = tmp_path / "no"
+    expected = (
+        f"sqlitebck: error: {folder}: no such folder; "
+        f"create it first (mkdir -p {folder})"
+    )
+    for args in (
+        [str(folder / "new.db")],
+        [str(folder), "--keep", "3"],
+        [str(folder), "--keep", "3", "--json", "--verify"],
+    ):
+        out = cli(str(source), *args)
+        assert (out.returncode, out.stdout) == (1, ""), out.stderr
+        assert one_error_line(out.stderr) == expected
+    for args in ([f"{folder}/"], [f"{folder}/", "--keep", "3"]):
+        out = cli(str(source), *args)
+        assert out.returncode == 1
+        assert one_error_line(out.stderr) == expected.replace(
+            f"{folder}:", f"{folder}/:"
+        ).replace(f"-p {folder})", f"-p {folder}/)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.db"]
+    # An existing file is no folder: that, with --keep, is a usage error.
+    out = cli(str(source), str(source), "--keep", "3")
+    assert out.returncode == 2 and "--keep needs a folder" in out.stderr
+
+
+def test_a_text_file_is_not_a_database(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a line of text\n" * 100)
+    out = cli(str(notes), str(tmp_path / "new.db"))
     assert out.returncode == 1
     assert one_error_line(out.stderr) == (
-        f"sqlitebck: error: {dest}: its folder does not exist"
+        f"sqlitebck: error: {notes}: not an SQLite database"
     )
-    out = cli(str(source), str(tmp_path / "no") + "/")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
+def test_an_unreadable_source_says_permission_denied() -> None:
+    """Run as another user than the file's owner (nobody, through setpriv,
+    when the tests run as root, who may read anything)."""
+    folder = Path(tempfile.mkdtemp())  # not under pytest's private folder
+    try:
+        folder.chmod(0o777)
+        source = make_db(folder / "src.db")
+        source.chmod(0o200)
+        user: list[str] = []
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                pytest.skip("running as root, and no setpriv to be another user")
+            user = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        out = subprocess.run(
+            [*user, sys.executable, "-m", "sqlitebck", "src.db", "new.db"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 1, out.stderr
+        assert one_error_line(out.stderr) == (
+            "sqlitebck: error: src.db: permission denied: this user may not "
+            "read it; give it read permission, or copy it as a user who may "
+            "read it"
+        )
+        assert sorted(p.name for p in folder.iterdir()) == ["src.db"]
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_lock_that_outlasts_the_timeout_names_the_option(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db")
+    holder = hold_lock(source)
+    try:
+        out = cli(str(source), str(tmp_path / "new.db"), "--timeout", "0.2")
+    finally:
+        release(holder)
     assert out.returncode == 1
-    assert "no such folder" in one_error_line(out.stderr)
+    line = one_error_line(out.stderr)
+    assert line.startswith(f"sqlitebck: error: copying {source} to ")
+    assert "locked" in line
+    assert line.endswith(
+        "--timeout 0.2 seconds: try again, or wait longer with a larger --timeout"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.db"]
+
+
+def test_pages_below_zero_is_one_snapshot_as_in_copy(tmp_path: Path) -> None:
+    """The command and copy() share one rule: pages <= 0 copies the whole
+    database as one consistent snapshot, and --help says so."""
+    source = make_db(tmp_path / "src.db", rows=2000, size=1000)
+    steps = {}
+    for pages in ("-1", "0", "1"):
+        dest = tmp_path / f"new{pages}.db"
+        out = cli(str(source), str(dest), "--pages", pages, "--json")
+        assert out.returncode == 0, out.stderr
+        steps[pages] = json.loads(out.stdout)["steps"]
+        assert rows(dest) == rows(source)
+    assert steps["-1"] == steps["0"] < steps["1"]
+    assert "0 (default) or less: the whole" in " ".join(cli("--help").stdout.split())
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX special files")
