@@ -45,6 +45,15 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
+try:  # first: a checkout's unbuilt source tree says so in one line
+    from sqlitebck._sqlitebck import ffi, lib
+except ModuleNotFoundError as e:
+    if e.name != "sqlitebck._sqlitebck":
+        raise
+    from sqlitebck._unbuilt import fail
+
+    fail()
+
 from sqlitebck._backup import Backup
 from sqlitebck._binding import STDLIB
 from sqlitebck._endpoints import AsyncEndpoint, Endpoint
@@ -57,7 +66,6 @@ from sqlitebck._engine import (
     copy_ends,
 )
 from sqlitebck._errors import note_holds_new_copy
-from sqlitebck._sqlitebck import ffi, lib
 
 __all__ = [
     "AsyncEndpoint",

@@ -655,3 +655,58 @@ def test_ctrl_c_at_random_moments_tells_the_truth(
             ["dst.db", "src.db"] if dest.exists() else ["src.db"]
         )
     print(codes)
+
+
+def source_checkout(folder: Path) -> Path:
+    """A copy of the package's source tree in ``folder``, as a checkout has
+    it before any build: no compiled core."""
+    shutil.copytree(
+        Path(sqlitebck.__file__).parent,
+        folder / "sqlitebck",
+        ignore=shutil.ignore_patterns(
+            "_sqlitebck*.so", "_sqlitebck*.pyd", "__pycache__"
+        ),
+    )
+    (folder / "build_sqlitebck.py").write_text("# the cffi build script\n")
+    return folder
+
+
+def test_run_from_a_source_checkout_says_why_in_one_line(tmp_path: Path) -> None:
+    checkout = source_checkout(tmp_path)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=checkout,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    # No site-packages (-S): the checkout is all there is.
+    alone = (
+        f"the source checkout at {checkout} has no compiled core and no "
+        "sqlitebck is installed: `pip install .` (then run from another "
+        "folder) or `pip install -e .` in it"
+    )
+    out = run("-S", "-m", "sqlitebck", "app.db", "backup.db")
+    assert (out.returncode, out.stdout) == (1, "")
+    assert one_error_line(out.stderr) == f"sqlitebck: error: {alone}"
+    out = run("-S", "-c", "import sqlitebck")
+    assert out.returncode == 1
+    assert out.stderr.splitlines()[-1] == f"ImportError: {alone}"
+    assert "ModuleNotFoundError" not in out.stderr
+    # With the installed package: the checkout hides it, unless the install
+    # is an editable one (a finder that maps the name before sys.path).
+    out = run("-m", "sqlitebck", "--version")
+    if out.returncode == 0:
+        assert out.stdout.startswith(f"sqlitebck {sqlitebck.__version__} ")
+    else:
+        installed = Path(sqlitebck.__file__).parent
+        assert (out.returncode, out.stdout) == (1, "")
+        assert one_error_line(out.stderr) == (
+            f"sqlitebck: error: the source checkout at {checkout} hides the "
+            f"sqlitebck installed at {installed}, and has no compiled core: run "
+            "the `sqlitebck` command, or from another folder, or build in place "
+            "with `pip install -e .`"
+        )
