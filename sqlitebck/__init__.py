@@ -27,6 +27,7 @@ The map, for contributors (imports run down this list, never up):
 - ``_binding``: which SQLite library a connection belongs to, its handle.
 - ``_interrupts``: Ctrl-C held back while files are opened and published.
 - ``_errors``: result codes turned into each module's own exceptions.
+- ``_unbuilt``: why no compiled core was found (a source checkout), in one line.
 - ``_sqlitebck`` (cffi, from ``csrc/``): ``library.c``, the SQLite
   libraries bound and the connections' handles; ``backup.c``, the job
   (connections in use, snapshots, steps); ``vfs.c``, the shims;
