@@ -165,7 +165,19 @@ def lint(session: nox.Session) -> None:
         external=True,
     )
     sources = sorted(str(path) for path in Path("csrc").glob("*.c"))
-    session.run("clang-tidy", "--quiet", *sources, "--", "-Icsrc", external=True)
+    # Our headers are checked too (--header-filter); the system headers'
+    # diagnostics, which clang-tidy hides and then counts ("1959 warnings
+    # generated."), are noise: its output is shown only if it fails.
+    session.run(
+        "clang-tidy",
+        "--quiet",
+        "--header-filter=csrc/",
+        *sources,
+        "--",
+        "-Icsrc",
+        external=True,
+        silent=True,
+    )
     # The Windows branch of the C core, never run here, must at least compile.
     for source in sources:
         session.run(

@@ -27,6 +27,7 @@ The map, for contributors (imports run down this list, never up):
 - ``_binding``: which SQLite library a connection belongs to, its handle.
 - ``_interrupts``: Ctrl-C held back while files are opened and published.
 - ``_errors``: result codes turned into each module's own exceptions.
+- ``_unbuilt``: why no compiled core was found (a source checkout), in one line.
 - ``_sqlitebck`` (cffi, from ``csrc/``): ``library.c``, the SQLite
   libraries bound and the connections' handles; ``backup.c``, the job
   (connections in use, snapshots, steps); ``vfs.c``, the shims;
@@ -43,11 +44,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+try:  # first: a checkout's unbuilt source tree says so in one line
+    from sqlitebck._sqlitebck import ffi, lib
+except ModuleNotFoundError as e:
+    if e.name != "sqlitebck._sqlitebck":
+        raise
+    from sqlitebck._unbuilt import fail
+
+    fail()
+
 from sqlitebck._backup import Backup
 from sqlitebck._binding import STDLIB
 from sqlitebck._endpoints import AsyncEndpoint, Endpoint
 from sqlitebck._engine import CopyResult, Progress, copy
-from sqlitebck._sqlitebck import ffi, lib
 
 __all__ = [
     "AsyncEndpoint",

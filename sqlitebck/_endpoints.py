@@ -322,6 +322,8 @@ def _unreadable(
     code = getattr(error, "sqlite_errorcode", None)
     # PyPy 3.9's sqlite3 module sets no code: SQLite's message says it.
     notadb = code == SQLITE_NOTADB if code is not None else str(error) == _NOTADB
+    if notadb and os.stat(path).st_size % 512:  # not whole pages, encrypted or not
+        return sqlite_error(SQLITE_NOTADB, f"{path}: not an SQLite database", module)
     if notadb:
         return sqlite_error(
             SQLITE_NOTADB,
@@ -490,7 +492,17 @@ class Endpoints:
             )
         # No busy handler: the copy manages its own waits for locks.
         vfs = shim(lib.SQLITEBCK_VFS_READER, self._module)
-        self.source = connect(path, "ro", self._module, timeout=0, vfs=vfs)
+        try:
+            self.source = connect(path, "ro", self._module, timeout=0, vfs=vfs)
+        except self._module.Error:
+            if os.access(path, os.R_OK):
+                raise
+            raise sqlite_error(
+                SQLITE_CANTOPEN,
+                f"{path}: permission denied: this user may not read it; give "
+                "it read permission, or copy it as a user who may read it",
+                self._module,
+            ) from None
         self._own_source = True
         try:
             self.source.execute("PRAGMA schema_version").fetchall()

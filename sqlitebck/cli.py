@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shlex
 import signal
 import sqlite3
 import sys
@@ -37,15 +38,63 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _columns(out: TextIO) -> int:
+    """The width of the terminal ``out`` writes to, read anew each time (the
+    window may have been resized); 80 if it cannot be told."""
+    try:
+        return os.get_terminal_size(out.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError):
+        return 80
+
+
+# The bar's width in cells: it takes the room the other fields leave, within
+# these bounds, and is dropped when less is left.
+_BAR_MIN = 10
+_BAR_MAX = 40
+_BAR = "bar"  # the bar's place among the fields
+
+
+def fit(fields: list[tuple[int, str]], fraction: float, width: int) -> str:
+    """One line of at most ``width`` characters: ``fields`` (text, or
+    ``_BAR`` for a bar ``fraction`` full), each with a rank: while the line is
+    too long, the bar shrinks, then the field of highest rank is dropped,
+    and the last one left is cut.
+
+    >>> fields = [(3, _BAR), (0, " 50.0%"), (5, "50/100 pages"), (2, "ETA 0:00:01")]
+    >>> fit(fields, 0.5, 60)
+    '[###########------------]   50.0%  50/100 pages  ETA 0:00:01'
+    >>> fit(fields, 0.5, 39)
+    '[########--------]   50.0%  ETA 0:00:01'
+    >>> fit(fields, 0.5, 12), fit([(0, "waiting for a lock")], 0.0, 12)
+    (' 50.0%', 'waiting for')
+    """
+    shown = list(fields)
+    while True:
+        texts = [text for _, text in shown if text is not _BAR]
+        line = "  ".join(texts)
+        if len(texts) < len(shown):  # the bar, with the room that is left
+            room = width - len(line) - (2 if texts else 0) - 2  # gap, "[" "]"
+            if room >= _BAR_MIN:
+                cells = min(room, _BAR_MAX)
+                filled = int(cells * fraction)
+                bar = f"[{'#' * filled}{'-' * (cells - filled)}]"
+                return "  ".join(bar if t is _BAR else t for _, t in shown)
+        elif len(line) <= width or len(shown) <= 1:
+            return line[:width].rstrip()
+        shown.remove(max(shown, key=lambda field: field[0]))
+
+
 class ProgressBar:
-    """One line on a terminal, redrawn in place at most ``hz`` times a second.
+    """One line on a terminal, redrawn in place at most ``hz`` times a second
+    (and at once when the terminal's width changes), never wider than the
+    terminal: fields are dropped as it narrows.
 
     >>> import io
     >>> out = io.StringIO()
     >>> bar = ProgressBar(out, page_size=4096, clock=iter([0.0, 1.0, 2.0]).__next__)
     >>> bar(0, 50, 100)
     >>> out.getvalue().split()[:3]
-    ['[##########----------]', '50.0%', '50/100']
+    ['[#######--------]', '50.0%', '50/100']
     """
 
     def __init__(
@@ -62,6 +111,7 @@ class ProgressBar:
         self._start = self._now()
         self._last_draw = -math.inf
         self._last_done = 0
+        self._width = 0
         self.restarts = 0
         self._drawn = False
 
@@ -74,26 +124,49 @@ class ProgressBar:
             self.restarts += 1
         self._last_done = done
         now = self._now()
-        if status != SQLITE_DONE and now - self._last_draw < self._interval:
+        width = _columns(self._out)
+        if (
+            status != SQLITE_DONE
+            and width == self._width
+            and now - self._last_draw < self._interval
+        ):
             return
-        self._last_draw = now
-        elapsed = now - self._start
-        fraction = done / total if total else 1.0
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = _duration(remaining / rate) if rate > 0 else "?"
-        filled = int(20 * fraction)
-        line = (
-            f"[{'#' * filled}{'-' * (20 - filled)}] {100 * fraction:5.1f}% "
-            f"{done}/{total} pages  {rate * self._page_size / 1e6:6.1f} MB/s  "
-            f"elapsed {_duration(elapsed)}  ETA {eta}"
-        )
-        if self.restarts:
-            line += f"  {self.restarts} restarts"
-        if waits_for_a_lock(status):
-            line += "  (waiting for a lock)"
+        self._last_draw, self._width = now, width
+        # One column spare: a line that fills the last one leaves some
+        # terminals waiting to wrap.
+        fraction, fields = self.fields(status, remaining, total, now)
+        line = fit(fields, fraction, width - 1)
         self._out.write("\r" + line + "\x1b[K")
         self._out.flush()
         self._drawn = True
+
+    def fields(
+        self, status: int, remaining: int, total: int, now: float
+    ) -> tuple[float, list[tuple[int, str]]]:
+        """The fraction done, and what the line shows, in order, each with
+        its rank for :func:`fit` (the highest is dropped first)."""
+        elapsed = now - self._start
+        waiting = waits_for_a_lock(status)
+        if total == 0:  # before the first step: nothing to measure yet
+            state = "waiting for a lock" if waiting else "starting"
+            return 0.0, [(0, state), (7, f"elapsed {_duration(elapsed)}")]
+        done = total - remaining
+        fraction = done / total
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = _duration(remaining / rate) if rate > 0 else "?"
+        fields = [
+            (3, _BAR),
+            (0, f"{100 * fraction:5.1f}%"),
+            (5, f"{done}/{total} pages"),
+            (6, f"{rate * self._page_size / 1e6:.1f} MB/s"),
+            (7, f"elapsed {_duration(elapsed)}"),
+            (2, f"ETA {eta}"),
+        ]
+        if self.restarts:
+            fields.append((4, f"{self.restarts} restarts"))
+        if waiting:
+            fields.append((1, "waiting for a lock"))
+        return fraction, fields
 
     def clear(self) -> None:
         if self._drawn:
@@ -190,7 +263,10 @@ def _parser() -> argparse.ArgumentParser:
         type=_number(int, "pages", lambda n: C_INT_MIN <= n <= C_INT_MAX, "a C int"),
         default=0,
         metavar="N",
-        help="pages per batch; 0 (default): one consistent snapshot",
+        help=(
+            "pages per batch; 0 (default) or less: the whole database as one "
+            "consistent snapshot, as copy() takes it"
+        ),
     )
     parser.add_argument(
         "--sleep",
@@ -232,8 +308,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verify", action="store_true", help="run PRAGMA integrity_check on DEST"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
-    parser.add_argument(
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    output.add_argument(
         "--json", action="store_true", help="print the result as one line of JSON"
     )
     parser.add_argument(
@@ -254,6 +331,27 @@ def _parser() -> argparse.ArgumentParser:
 def _fail(message: str) -> int:
     print(f"sqlitebck: error: {_shown(message)}", file=sys.stderr)
     return EXIT_FAILED
+
+
+def _no_folder(folder: str) -> str:
+    """The one message for a backup folder, or DEST's folder, that is missing."""
+    return f"{folder}: no such folder; create it first (mkdir -p {shlex.quote(folder)})"
+
+
+def _failed_copy(error: Exception, source: str, dest: str, timeout: float) -> str:
+    """What a failed copy says: the error (naming the file it is about, or
+    else after both names), and ``--timeout`` when a lock outlasted it."""
+    text = str(error)
+    if not text.startswith((f"{source}: ", f"{dest}: ")):
+        text = f"copying {source} to {dest}: {text}"
+    code = getattr(error, "sqlite_errorcode", None)
+    locked = waits_for_a_lock(code) if isinstance(code, int) else "locked" in text
+    if locked and isinstance(error, sqlite3.Error):
+        text += (
+            f"; another program held it for longer than --timeout {timeout:g} "
+            "seconds: try again, or wait longer with a larger --timeout"
+        )
+    return text
 
 
 class Folder:
@@ -326,8 +424,8 @@ class Run:
         args = self.args
         source, target = str(args.source), str(args.dest)
         folder = Folder(target, source) if os.path.isdir(target) else None
-        if folder is None and target.endswith(("/", os.sep)):
-            return _fail(f"{target}: no such folder")
+        if folder is None and (target.endswith(("/", os.sep)) or args.keep):
+            return _fail(_no_folder(target))
         if folder is None and os.path.lexists(target) and not args.force:
             return _fail(f"{target}: exists; use --force to overwrite it")
         show_bar = not (args.quiet or args.json) and sys.stderr.isatty()
@@ -355,10 +453,10 @@ class Run:
                     return _fail(f"{e.filename}: {e.strerror}")
             except FileNotFoundError as e:
                 if e.filename == dest:
-                    return _fail(f"{dest}: its folder does not exist")
+                    return _fail(_no_folder(os.path.dirname(dest)))
                 return _fail(f"{e.filename}: no such file or directory")
             except (sqlite3.Error, OSError, ValueError, OverflowError) as e:
-                return _fail(f"copying {source} to {dest}: {e}")
+                return _fail(_failed_copy(e, source, dest, timeout))
             finally:
                 if bar:
                     bar.clear()
@@ -510,7 +608,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--demo takes no SOURCE or DEST")
         if not args.demo and (args.source is None or args.dest is None):
             parser.error("SOURCE and DEST are required")
-        if args.keep is not None and (args.demo or not os.path.isdir(args.dest)):
+        if args.keep is not None and (
+            args.demo or (os.path.lexists(args.dest) and not os.path.isdir(args.dest))
+        ):
             parser.error("--keep needs a folder as DEST")
         run = Run(args)
         return _demo(args, run) if args.demo else run.copy()

@@ -115,11 +115,13 @@ def test_keep_removes_nothing_when_verification_fails(tmp_path: Path) -> None:
 
 
 def test_keep_needs_a_folder(tmp_path: Path) -> None:
+    # (A DEST that does not exist is a missing folder: see test_cli.py.)
     source = make_db(tmp_path / "app.db")
-    out = cli(str(source), str(tmp_path / "one.db"), "--keep", "2")
+    one = make_db(tmp_path / "one.db")
+    out = cli(str(source), str(one), "--keep", "2", "--force")
     assert out.returncode == 2
     assert "--keep needs a folder" in out.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "one.db"]
 
 
 def test_stem_and_suffix_come_from_the_source(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import random
 import select
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -16,7 +17,16 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import cli, integrity, make_db, one_error_line, rows, writable
+from helpers import (
+    cli,
+    hold_lock,
+    integrity,
+    make_db,
+    one_error_line,
+    release,
+    rows,
+    writable,
+)
 
 import sqlitebck
 
@@ -130,7 +140,8 @@ def test_errors_are_one_line_naming_the_file(tmp_path: Path) -> None:
         ["a", "b", "--timeout", "x"],
         ["a", "b", "--pages", "1.5"],
         ["a", "b", "--keep", "0"],
-        ["a", "b", "--keep", "2"],  # b is no folder
+        ["a", "b", "--quiet", "--json"],
+        ["a", "b", "-q", "--json"],
         ["a", ""],
         ["", "b"],
         ["--demo", "--keep", "1"],
@@ -193,56 +204,177 @@ def test_ctrl_c_exits_130_and_leaves_no_destination(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src.db"]
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminals")
-def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
-    import pty
+class Terminal:
+    """The command run with its stderr on a pseudo-terminal of ``columns``
+    columns (stdout a pipe), everything it draws there kept in ``output``."""
 
-    source = make_db(tmp_path / "src.db", rows=2000, size=1000)
-    master, slave = pty.openpty()
-    started = time.monotonic()
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sqlitebck",
-            str(source),
-            str(tmp_path / "new.db"),
-            "--pages",
-            "20",
-            "--sleep",
-            "20",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        text=True,
-        cwd=tempfile.gettempdir(),
-    )
-    os.close(slave)
-    screen = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 30)
-        assert ready, "no output from the progress bar"
+    def __init__(self, columns: int, *args: str) -> None:
+        import pty
+
+        self.master, slave = pty.openpty()
+        self._slave = slave
+        self.resize(columns)
+        self.child = subprocess.Popen(
+            [sys.executable, "-m", "sqlitebck", *args],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+            cwd=tempfile.gettempdir(),
+        )
+        self.output = b""
+
+    def resize(self, columns: int) -> None:
+        import fcntl
+        import struct
+        import termios
+
+        size = struct.pack("HHHH", ROWS, columns, 0, 0)
+        fcntl.ioctl(self._slave, termios.TIOCSWINSZ, size)
+
+    def read(self) -> bool:
+        """Read what the command drew next; False once it closed the terminal."""
+        ready, _, _ = select.select([self.master], [], [], 60)
+        assert ready, "nothing drawn for a minute"
         try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        screen += chunk
-    out, _ = child.communicate(timeout=30)
-    elapsed = time.monotonic() - started
-    os.close(master)
-    assert child.returncode == 0
-    text = screen.decode()
-    frames = [f for f in text.split("\r") if f.startswith("[")]
-    assert len(frames) >= 3
-    first, last = frames[0], frames[-1]
-    assert "%" in first and "pages" in first and "MB/s" in first
-    assert "elapsed 0:00:0" in first and "ETA" in first
-    assert "100.0%" in last
-    assert len(frames) <= 10 * elapsed + 2  # at most ~10 redraws a second
-    assert text.endswith("\r\x1b[K")  # the bar is cleared at the end
+            chunk = os.read(self.master, 4096)
+        except OSError:  # EIO: the command closed the terminal
+            return False
+        self.output += chunk
+        return bool(chunk)
+
+    def read_until(self, text: bytes) -> None:
+        while text not in self.output:
+            assert self.read(), f"ended before drawing {text!r}: {self.output!r}"
+
+    def finish(self) -> tuple[int, str]:
+        """Let the command end; return its exit code and stdout."""
+        os.close(self._slave)
+        while self.read():
+            pass
+        out, _ = self.child.communicate(timeout=60)
+        os.close(self.master)
+        return self.child.returncode, out
+
+
+ROWS = 6
+
+
+def frames(output: bytes) -> list[str]:
+    """The lines the progress bar drew, in order."""
+    drawn = (f.replace("\x1b[K", "") for f in output.decode().split("\r"))
+    return [f for f in drawn if f.strip()]
+
+
+def screen_after_each_frame(output: bytes, columns: int) -> list[str]:
+    """Feed ``output`` to a terminal emulator of ``columns`` columns one frame
+    at a time, checking after each that the frame is the only thing on the
+    screen, on one row, as drawn (nothing wrapped, nothing stale left
+    beside or below it); return the first row after each."""
+    pyte = pytest.importorskip("pyte")
+    screen = pyte.Screen(columns, ROWS)
+    stream = pyte.ByteStream(screen)
+    seen = []
+    for piece in output.split(b"\r"):
+        stream.feed(b"\r" + piece)
+        frame = piece.decode().replace("\x1b[K", "")
+        assert screen.cursor.y == 0, f"wrapped at {columns}: {frame!r}"
+        assert screen.display[0].rstrip() == frame.rstrip(), screen.display
+        assert all(not row.strip() for row in screen.display[1:]), screen.display
+        seen.append(screen.display[0].rstrip())
+    return seen
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminals")
+@pytest.mark.parametrize("columns", [40, 80, 200])
+def test_progress_bar_fits_the_terminal(tmp_path: Path, columns: int) -> None:
+    source = make_db(tmp_path / "src.db", rows=2000, size=1000)
+    args = [str(source), str(tmp_path / "new.db"), "--pages", "20", "--sleep", "20"]
+    term = Terminal(columns, *args)
+    code, out = term.finish()
+    assert code == 0
     assert out.startswith("copied ")
+    drawn = frames(term.output)
+    assert len(drawn) >= 3
+    assert all(len(line) < columns for line in drawn)  # the last column spare
+    shown = screen_after_each_frame(term.output, columns)
+    assert shown[-1] == ""  # the bar is cleared at the end
+    first, last = drawn[0], drawn[-1]
+    assert "100.0%" in last and "ETA" in last
+    # What each width shows: the percentage and ETA always, the bar from 40
+    # columns, pages from 80, everything at 200.
+    assert "[" in last
+    if columns >= 80:
+        assert "pages" in first
+    if columns >= 200:
+        assert "MB/s" in first and "elapsed 0:00:0" in first
+    assert term.output.endswith(b"\r\x1b[K")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminals")
+def test_progress_bar_follows_a_resize(tmp_path: Path) -> None:
+    """A terminal narrowed during the copy gets lines that fit it from the
+    next redraw on."""
+    source = make_db(tmp_path / "src.db", rows=2000, size=1000)
+    args = [str(source), str(tmp_path / "new.db"), "--pages", "1", "--sleep", "50"]
+    term = Terminal(200, *args)
+    term.read_until(b"MB/s")
+    resized_at = len(term.output)
+    term.resize(40)
+    while not any(len(f) < 40 for f in frames(term.output[resized_at:])):
+        assert term.read()
+    term.child.send_signal(signal.SIGINT)  # enough: end it early
+    code, _ = term.finish()
+    assert code == 130
+    after = frames(term.output[resized_at:])
+    assert after[-1].startswith("sqlitebck: interrupted; ")  # (not the bar)
+    after = after[:-1]
+    narrow = next(i for i, f in enumerate(after) if len(f) < 40)
+    assert all(len(f) < 40 for f in after[narrow:])
+    assert not (tmp_path / "new.db").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pseudo-terminals")
+@pytest.mark.parametrize("columns", [40, 80])
+def test_waiting_for_a_lock_shows_no_bar(tmp_path: Path, columns: int) -> None:
+    """Before the first step nothing is known: no bar, no percentage, until
+    the lock is released and the copy runs."""
+    source = make_db(tmp_path / "src.db", rows=2000, size=1000)
+    holder = hold_lock(source)
+    args = [str(source), str(tmp_path / "new.db"), "--pages", "20", "--timeout", "120"]
+    try:
+        term = Terminal(columns, *args)
+        term.read_until(b"waiting for a lock")
+    finally:
+        release(holder)
+    code, out = term.finish()
+    assert code == 0, term.output
+    assert out.startswith("copied ")
+    screen_after_each_frame(term.output, columns)
+    drawn = frames(term.output)
+    waiting = [f for f in drawn if "waiting for a lock" in f]
+    first_step = next(i for i, f in enumerate(drawn) if "%" in f)
+    assert drawn.index(waiting[0]) < first_step
+    assert all("%" not in f and "[" not in f for f in drawn[:first_step])
+    assert "100.0%" in drawn[-1]
+
+
+def test_progress_bar_redraws_at_most_ten_times_a_second() -> None:
+    import io
+
+    from sqlitebck.cli import ProgressBar
+
+    out = io.StringIO()
+    times = iter([0.0, 0.0, 0.05, 0.099, 0.1, 0.15, 0.21, 0.22])
+    bar = ProgressBar(out, page_size=4096, clock=times.__next__)
+    for remaining in (9, 8, 7, 6, 5, 4):
+        bar(0, remaining, 10)
+    bar(101, 0, 10)  # the last report is always drawn
+    assert [f.split()[1] for f in frames(out.getvalue().encode())] == [
+        "10.0%",
+        "40.0%",
+        "60.0%",
+        "100.0%",
+    ]
 
 
 def test_verify_never_tracebacks(tmp_path: Path) -> None:
@@ -271,16 +403,108 @@ def test_verify_never_tracebacks(tmp_path: Path) -> None:
 
 
 def test_missing_destination_folder_is_named(tmp_path: Path) -> None:
+    """DEST's folder, or a backup folder, that is missing (an unmounted
+    disk, say): the same one-line error, naming the folder to create, with
+    or without --keep."""
     source = make_db(tmp_path / "src.db")
-    dest = tmp_path / "no" / "new.db"
-    out = cli(str(source), str(dest))
+    folder = tmp_path / "no"
+    expected = (
+        f"sqlitebck: error: {folder}: no such folder; "
+        f"create it first (mkdir -p {folder})"
+    )
+    for args in (
+        [str(folder / "new.db")],
+        [str(folder), "--keep", "3"],
+        [str(folder), "--keep", "3", "--json", "--verify"],
+    ):
+        out = cli(str(source), *args)
+        assert (out.returncode, out.stdout) == (1, ""), out.stderr
+        assert one_error_line(out.stderr) == expected
+    for args in ([f"{folder}/"], [f"{folder}/", "--keep", "3"]):
+        out = cli(str(source), *args)
+        assert out.returncode == 1
+        assert one_error_line(out.stderr) == expected.replace(
+            f"{folder}:", f"{folder}/:"
+        ).replace(f"-p {folder})", f"-p {folder}/)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.db"]
+    # An existing file is no folder: that, with --keep, is a usage error.
+    out = cli(str(source), str(source), "--keep", "3")
+    assert out.returncode == 2 and "--keep needs a folder" in out.stderr
+
+
+def test_a_text_file_is_not_a_database(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a line of text\n" * 100)
+    out = cli(str(notes), str(tmp_path / "new.db"))
     assert out.returncode == 1
     assert one_error_line(out.stderr) == (
-        f"sqlitebck: error: {dest}: its folder does not exist"
+        f"sqlitebck: error: {notes}: not an SQLite database"
     )
-    out = cli(str(source), str(tmp_path / "no") + "/")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
+def test_an_unreadable_source_says_permission_denied() -> None:
+    """Run as another user than the file's owner (nobody, through setpriv,
+    when the tests run as root, who may read anything)."""
+    folder = Path(tempfile.mkdtemp())  # not under pytest's private folder
+    try:
+        folder.chmod(0o777)
+        source = make_db(folder / "src.db")
+        source.chmod(0o200)
+        user: list[str] = []
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                pytest.skip("running as root, and no setpriv to be another user")
+            user = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        out = subprocess.run(
+            [*user, sys.executable, "-m", "sqlitebck", "src.db", "new.db"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 1, out.stderr
+        assert one_error_line(out.stderr) == (
+            "sqlitebck: error: src.db: permission denied: this user may not "
+            "read it; give it read permission, or copy it as a user who may "
+            "read it"
+        )
+        assert sorted(p.name for p in folder.iterdir()) == ["src.db"]
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_lock_that_outlasts_the_timeout_names_the_option(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db")
+    holder = hold_lock(source)
+    try:
+        out = cli(str(source), str(tmp_path / "new.db"), "--timeout", "0.2")
+    finally:
+        release(holder)
     assert out.returncode == 1
-    assert "no such folder" in one_error_line(out.stderr)
+    line = one_error_line(out.stderr)
+    assert line.startswith(f"sqlitebck: error: copying {source} to ")
+    assert "locked" in line
+    assert line.endswith(
+        "--timeout 0.2 seconds: try again, or wait longer with a larger --timeout"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.db"]
+
+
+def test_pages_below_zero_is_one_snapshot_as_in_copy(tmp_path: Path) -> None:
+    """The command and copy() share one rule: pages <= 0 copies the whole
+    database as one consistent snapshot, and --help says so."""
+    source = make_db(tmp_path / "src.db", rows=2000, size=1000)
+    steps = {}
+    for pages in ("-1", "0", "1"):
+        dest = tmp_path / f"new{pages}.db"
+        out = cli(str(source), str(dest), "--pages", pages, "--json")
+        assert out.returncode == 0, out.stderr
+        steps[pages] = json.loads(out.stdout)["steps"]
+        assert rows(dest) == rows(source)
+    assert steps["-1"] == steps["0"] < steps["1"]
+    assert "0 (default) or less: the whole" in " ".join(cli("--help").stdout.split())
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX special files")
@@ -431,3 +655,58 @@ def test_ctrl_c_at_random_moments_tells_the_truth(
             ["dst.db", "src.db"] if dest.exists() else ["src.db"]
         )
     print(codes)
+
+
+def source_checkout(folder: Path) -> Path:
+    """A copy of the package's source tree in ``folder``, as a checkout has
+    it before any build: no compiled core."""
+    shutil.copytree(
+        Path(sqlitebck.__file__).parent,
+        folder / "sqlitebck",
+        ignore=shutil.ignore_patterns(
+            "_sqlitebck*.so", "_sqlitebck*.pyd", "__pycache__"
+        ),
+    )
+    (folder / "build_sqlitebck.py").write_text("# the cffi build script\n")
+    return folder
+
+
+def test_run_from_a_source_checkout_says_why_in_one_line(tmp_path: Path) -> None:
+    checkout = source_checkout(tmp_path)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=checkout,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    # No site-packages (-S): the checkout is all there is.
+    alone = (
+        f"the source checkout at {checkout} has no compiled core and no "
+        "sqlitebck is installed: `pip install .` (then run from another "
+        "folder) or `pip install -e .` in it"
+    )
+    out = run("-S", "-m", "sqlitebck", "app.db", "backup.db")
+    assert (out.returncode, out.stdout) == (1, "")
+    assert one_error_line(out.stderr) == f"sqlitebck: error: {alone}"
+    out = run("-S", "-c", "import sqlitebck")
+    assert out.returncode == 1
+    assert out.stderr.splitlines()[-1] == f"ImportError: {alone}"
+    assert "ModuleNotFoundError" not in out.stderr
+    # With the installed package: the checkout hides it, unless the install
+    # is an editable one (a finder that maps the name before sys.path).
+    out = run("-m", "sqlitebck", "--version")
+    if out.returncode == 0:
+        assert out.stdout.startswith(f"sqlitebck {sqlitebck.__version__} ")
+    else:
+        installed = Path(sqlitebck.__file__).parent
+        assert (out.returncode, out.stdout) == (1, "")
+        assert one_error_line(out.stderr) == (
+            f"sqlitebck: error: the source checkout at {checkout} hides the "
+            f"sqlitebck installed at {installed}, and has no compiled core: run "
+            "the `sqlitebck` command, or from another folder, or build in place "
+            "with `pip install -e .`"
+        )
