@@ -57,6 +57,7 @@ from sqlitebck._engine import (
     copy_ends,
 )
 from sqlitebck._errors import note_holds_new_copy
+from sqlitebck._frameworks import Held
 from sqlitebck._sqlitebck import ffi, lib
 
 __all__ = [
@@ -165,20 +166,23 @@ def copy(
                 True,
                 done,
             )
-        return copy_ends(
-            source,
-            dest,
-            sname,
-            dname,
-            npages,
-            delay,
-            wait,
-            progress,
-            started,
-            keep_wal,
-            None,
-            done,
-        )
+        # Framework objects unwrapped, a connection lent (an Engine's) given
+        # back after.
+        with Held(source, dest) as ends:
+            return copy_ends(
+                ends.source,
+                ends.dest,
+                sname,
+                dname,
+                npages,
+                delay,
+                wait,
+                progress,
+                started,
+                keep_wal,
+                None,
+                done,
+            )
     except BaseException as e:
         if done:
             note_holds_new_copy(e)

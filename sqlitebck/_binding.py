@@ -29,6 +29,7 @@ the stdlib's module is supported; its connection's handle is ``conn._db``.
 
 from __future__ import annotations
 
+import copy
 import importlib.machinery
 import platform
 import sys
@@ -356,7 +357,9 @@ ACCEPTED = (
         if len(_NAMES) < 3
         else ", ".join(_NAMES[:-1]) + " or " + _NAMES[-1]
     )
-    + " (or of a subclass), or a path (str, bytes or os.PathLike)"
+    + " (or of a subclass), a framework object that wraps one (a SQLAlchemy "
+    "Engine, Connection or Session, a Django connection, a sqlite-utils or "
+    "peewee database), or a path (str, bytes or os.PathLike)"
 )
 
 # The binding of each connection class seen so far (subclasses included).
@@ -384,6 +387,19 @@ def binding_of(obj: object) -> Binding | None:
         except TypeError as e:
             raise TypeError(f"{type_name(t)} cannot be copied: {e}") from None
     return b
+
+
+def parked(b: Binding) -> Binding:
+    """``b`` for a connection whose own thread is parked while another
+    thread copies with it (see ``_aio``): its module's closed check only,
+    without the thread check, which would refuse the other thread. Only a
+    DB-API module's ``in_transaction`` is known to check that alone."""
+    if not b.dbapi:  # pragma: no cover - runners hold sqlite3 connections
+        raise TypeError(f"a {b.name} connection cannot be parked")
+    lent = copy.copy(b)
+    closed_check = b.connection.in_transaction.__get__  # type: ignore[union-attr]
+    lent.check = closed_check
+    return lent
 
 
 def same_library(sb: Binding, source: object, db: Binding, dest: object) -> None:

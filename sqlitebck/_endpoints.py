@@ -50,7 +50,7 @@ from sqlitebck._errors import (
     SQLITE_READONLY_ROLLBACK,
     sqlite_error,
 )
-from sqlitebck._frameworks import AioConnection, FrameworkConnection
+from sqlitebck._frameworks import AsyncFrameworkConnection, FrameworkConnection
 from sqlitebck._sqlitebck import ffi, lib
 
 
@@ -68,8 +68,9 @@ Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 #: ``_frameworks``).
 Endpoint = Union[sqlite3.Connection, APSWConnection, Path, FrameworkConnection]
 #: What :func:`sqlitebck.acopy` takes as either end: an ``Endpoint``, or an
-#: aiosqlite connection.
-AsyncEndpoint = Union[Endpoint, AioConnection]
+#: aiosqlite connection, a SQLAlchemy ``AsyncEngine`` or ``AsyncConnection``,
+#: a Datasette ``Database``.
+AsyncEndpoint = Union[Endpoint, AsyncFrameworkConnection]
 
 
 # The first 16 bytes of every SQLite database file.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -101,6 +103,137 @@ def test_aiosqlite_connections_are_for_acopy(tmp_path: Path) -> None:
                 sqlitebck.copy(db, tmp_path / "x.db")
 
     asyncio.run(main())
+
+
+def test_sqlalchemy_engine_lends_a_pooled_connection_for_the_copy(
+    tmp_path: Path,
+) -> None:
+    source = make_db(tmp_path / "src.db", rows=300)
+    engine = sqlalchemy.create_engine(f"sqlite:///{source}")
+    pool = engine.pool
+    try:
+        sqlitebck.copy(engine, tmp_path / "copy.db", pages=5)
+        assert rows(tmp_path / "copy.db") == rows(source)
+        assert pool.checkedout() == 0
+        # Given back on error too (a progress callback that raises).
+        with pytest.raises(ZeroDivisionError):
+            sqlitebck.copy(engine, tmp_path / "nope.db", 1, progress=lambda *a: 1 / 0)
+        assert pool.checkedout() == 0
+        # As the destination: restored into the engine's database.
+        other = make_db(tmp_path / "other.db", rows=20)
+        sqlitebck.copy(other, engine)
+        assert rows(source) == rows(other) and pool.checkedout() == 0
+        # Backup keeps its ends while the caller steps: it says what to pass.
+        with pytest.raises(TypeError, match=r"base\.Engine.*engine\.connect\(\)"):
+            sqlitebck.Backup(engine, tmp_path / "backup.db")
+    finally:
+        engine.dispose()
+    assert not (tmp_path / "nope.db").exists()
+    assert not (tmp_path / "backup.db").exists()
+
+
+def test_orm_session_copies_through_its_transaction(tmp_path: Path) -> None:
+    from sqlalchemy.orm import Session
+
+    source = make_db(tmp_path / "src.db", rows=100)
+    engine = sqlalchemy.create_engine(f"sqlite:///{source}")
+    try:
+        with Session(engine) as session:
+            sqlitebck.copy(session, tmp_path / "copy.db")
+            assert rows(tmp_path / "copy.db") == rows(source)
+            session.execute(sqlalchemy.text("DELETE FROM t WHERE rowid > 10"))
+            # Uncommitted changes: the session's rules are named.
+            with pytest.raises(sqlite3.OperationalError, match=r"session\.commit\(\)"):
+                sqlitebck.copy(tmp_path / "copy.db", session)
+            session.rollback()
+            session.execute(sqlalchemy.text("DELETE FROM t WHERE rowid > 10"))
+            session.commit()
+            sqlitebck.copy(tmp_path / "copy.db", session)  # restored
+            count = session.execute(sqlalchemy.text("SELECT count(*) FROM t"))
+            assert count.scalar() == 100
+    finally:
+        engine.dispose()
+
+
+def test_sqlmodel_session(tmp_path: Path) -> None:
+    sqlmodel = pytest.importorskip("sqlmodel")
+    source = make_db(tmp_path / "src.db", rows=40)
+    engine = sqlmodel.create_engine(f"sqlite:///{source}")
+    try:
+        with sqlmodel.Session(engine) as session:
+            sqlitebck.copy(session, tmp_path / "copy.db")
+        assert rows(tmp_path / "copy.db") == rows(source)
+    finally:
+        engine.dispose()
+
+
+def test_flask_sqlalchemy_db_engine_and_session(tmp_path: Path) -> None:
+    flask = pytest.importorskip("flask")
+    flask_sqlalchemy = pytest.importorskip("flask_sqlalchemy")
+    source = make_db(tmp_path / "src.db", rows=60)
+    app = flask.Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{source}"
+    db = flask_sqlalchemy.SQLAlchemy(app)
+    with app.app_context():
+        try:
+            assert type(db.session).__name__ == "scoped_session"
+            sqlitebck.copy(db.engine, tmp_path / "engine.db")
+            sqlitebck.copy(db.session, tmp_path / "session.db")
+            sqlitebck.copy(db, tmp_path / "db.db")
+            db.session.remove()
+        finally:
+            db.engine.dispose()
+    for name in ("engine", "session", "db"):
+        assert rows(tmp_path / f"{name}.db") == rows(source)
+
+
+def test_peewee_database(tmp_path: Path) -> None:
+    peewee = pytest.importorskip("peewee")
+    source = make_db(tmp_path / "src.db", rows=50)
+    db = peewee.SqliteDatabase(str(source))
+    # Closed: opened for the copy, and closed again.
+    sqlitebck.copy(db, tmp_path / "copy.db")
+    assert db.is_closed() and rows(tmp_path / "copy.db") == rows(source)
+    db.connect()
+    try:
+        sqlitebck.copy(make_db(tmp_path / "other.db", rows=5), db)
+        assert db.execute_sql("SELECT count(*) FROM t").fetchone() == (5,)
+        assert not db.is_closed()
+    finally:
+        db.close()
+    from playhouse.sqliteq import SqliteQueueDatabase
+
+    queued = SqliteQueueDatabase(str(source), autostart=False)
+    with pytest.raises(TypeError, match=r"SqliteQueueDatabase.*db\.database"):
+        sqlitebck.copy(queued, tmp_path / "nope.db")
+    assert not (tmp_path / "nope.db").exists()
+
+
+def test_datasette_database_is_for_acopy(tmp_path: Path) -> None:
+    datasette_app = pytest.importorskip("datasette.app")
+    source = make_db(tmp_path / "src.db", rows=70)
+    before = rows(source)
+    ds = datasette_app.Datasette([str(source)])
+    db = ds.get_database("src")
+    with pytest.raises(TypeError, match=r"database\.Database.*acopy.*db\.path"):
+        sqlitebck.copy(db, tmp_path / "nope.db")
+
+    async def main() -> None:
+        await sqlitebck.acopy(db, tmp_path / "copy.db", pages=3)
+        await sqlitebck.acopy(make_db(tmp_path / "other.db", rows=7), db)
+
+    asyncio.run(main())
+    assert rows(tmp_path / "copy.db") == before
+    assert rows(source) == rows(tmp_path / "other.db")
+    for conn in db._all_file_connections:
+        conn.close()
+    if db._write_connection is not None:
+        db._write_connection.close()
+
+
+def test_refusals_name_the_type_and_what_to_pass(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"Engine, Connection or Session.*a path"):
+        sqlitebck.copy(object(), tmp_path / "x.db")  # type: ignore[arg-type]
 
 
 # A Django project whose test database is a file in WAL mode, and a test that
