@@ -247,6 +247,17 @@ class Binding:
 
 # What SQLite's own words for a refusal leave unsaid.
 _HINTS = {
+    # The copy's wait for a lock timed out. A connection in another process
+    # that set PRAGMA locking_mode=EXCLUSIVE keeps its lock until it closes;
+    # it cannot be told apart from a long transaction without opening the
+    # file, which would drop this process's own POSIX locks on it.
+    "database is locked": (
+        "another connection held a lock on it for the whole timeout: a long "
+        "transaction, or a connection that set PRAGMA locking_mode=EXCLUSIVE "
+        "(which keeps its lock until it is closed, so that no other "
+        "connection, in any process, can read or write it meanwhile); copy "
+        "once that connection is closed, or with a longer timeout"
+    ),
     # SQLCipher refuses a backup between an encrypted and a plain database.
     "backup is not supported with encrypted databases": (
         "SQLCipher copies only between two encrypted (keyed) databases, or "

@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import Connect, make_db, rows
+from helpers import Connect, make_db, python, rows
 
 import sqlitebck
 from sqlitebck._frameworks import connection_of
@@ -234,6 +234,96 @@ def test_datasette_database_is_for_acopy(tmp_path: Path) -> None:
 def test_refusals_name_the_type_and_what_to_pass(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"Engine, Connection or Session.*a path"):
         sqlitebck.copy(object(), tmp_path / "x.db")  # type: ignore[arg-type]
+
+
+# Errors that say what to do, where users meet them (the other messages are
+# tested with their objects above).
+
+
+def test_an_encrypted_destination_path_is_said_to_look_encrypted(
+    tmp_path: Path,
+) -> None:
+    cipher = pytest.importorskip("sqlcipher3")
+    path = tmp_path / "secret.db"
+    conn = cipher.connect(str(path))
+    try:
+        conn.execute("PRAGMA key='k'")
+        conn.execute("CREATE TABLE t(x)")
+        conn.commit()
+    finally:
+        conn.close()
+    before = path.read_bytes()
+    source = make_db(tmp_path / "src.db", rows=5)
+    with pytest.raises(sqlite3.DatabaseError) as info:
+        sqlitebck.copy(source, path)
+    message = str(info.value)
+    assert str(path) in message and "looks encrypted" in message
+    assert "sqlcipher3" in message and path.read_bytes() == before
+    # Junk of no page size is not said to be encrypted.
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"precious notes\n" * 100)
+    with pytest.raises(sqlite3.DatabaseError) as info:
+        sqlitebck.copy(source, junk)
+    assert "looks encrypted" not in str(info.value)
+
+
+def test_a_source_locked_exclusively_elsewhere_says_it_may_be(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=5)
+    holder = python(
+        f"""
+        import sqlite3, sys
+        conn = sqlite3.connect({str(source)!r})
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        conn.execute("DELETE FROM t WHERE rowid = 1")
+        conn.commit()  # the EXCLUSIVE lock stays: until the connection closes
+        print("held", flush=True)
+        sys.stdin.read()
+        """
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(sqlite3.OperationalError, match="locking_mode=EXCLUSIVE"):
+            sqlitebck.copy(source, tmp_path / "copy.db", timeout=0.2)
+    finally:
+        holder.communicate("")
+    assert not (tmp_path / "copy.db").exists()
+    sqlitebck.copy(source, tmp_path / "copy.db")  # closed: free again
+    assert len(rows(tmp_path / "copy.db")) == 4
+
+
+def test_django_restore_inside_an_immediate_atomic_block(tmp_path: Path) -> None:
+    django = pytest.importorskip("django")
+    if django.VERSION < (5, 1):
+        pytest.skip("transaction_mode came with Django 5.1")
+    target = make_db(tmp_path / "app.sqlite3", rows=3)
+    backup = make_db(tmp_path / "backup.db", rows=8)
+    code = f"""
+        import django, sqlite3, sqlitebck
+        from django.conf import settings
+        settings.configure(DATABASES={{"default": {{
+            "ENGINE": "django.db.backends.sqlite3", "NAME": {str(target)!r},
+            "OPTIONS": {{"transaction_mode": "IMMEDIATE"}}}}}})
+        django.setup()
+        from django.db import connection, transaction
+        with transaction.atomic():
+            try:
+                sqlitebck.copy({str(backup)!r}, connection)
+            except sqlite3.OperationalError as e:
+                print(e)
+        sqlitebck.copy({str(backup)!r}, connection)  # outside: restored
+        connection.close()
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "inside transaction.atomic()" in done.stdout
+    assert "BEGIN IMMEDIATE" in done.stdout and "(it has read" not in done.stdout
+    assert len(rows(target)) == 8
 
 
 # A Django project whose test database is a file in WAL mode, and a test that
