@@ -329,10 +329,10 @@ def test_django_restore_inside_an_immediate_atomic_block(tmp_path: Path) -> None
 # A Django project whose test database is a file in WAL mode, and a test that
 # needs the migrated tables. Where its workers are forked, Django's test
 # runner clones that database for each --parallel worker by copying the main
-# file only, which leaves the migrations (still in the -wal file) behind; the
-# backend in README's recipe clones it with sqlitebck instead. The workers
-# are forked here whatever the Python (3.14 made forkserver Linux's default,
-# with which Django loads each clone into memory through the backup API).
+# file only, which leaves the migrations (still in the -wal file) behind;
+# the backend sqlitebck ships (sqlitebck.django.sqlite3) clones it with
+# sqlitebck. The workers are forked here whatever the Python (3.14 made
+# forkserver Linux's default, with which Django loads each clone into memory through the backup API).
 DJANGO_SETTINGS = """
 import multiprocessing
 multiprocessing.set_start_method("fork", force=True)
@@ -400,15 +400,6 @@ def django_project(folder: Path, engine: str) -> None:
     (folder / "settings.py").write_text(
         DJANGO_SETTINGS.replace("__ENGINE__", repr(engine))
     )
-    recipe = README_RECIPE.read_text()
-    start = recipe.index("# sqlitebck_backend/base.py")
-    code = recipe[start : recipe.index("```", start)]
-    (folder / "sqlitebck_backend").mkdir()
-    (folder / "sqlitebck_backend" / "__init__.py").write_text("")
-    (folder / "sqlitebck_backend" / "base.py").write_text(textwrap.dedent(code))
-
-
-README_RECIPE = Path(__file__).parent.parent / "README.md"
 
 
 def run_django_tests(folder: Path) -> subprocess.CompletedProcess[str]:
@@ -424,15 +415,15 @@ def run_django_tests(folder: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Django forks its workers here")
-@pytest.mark.parametrize("recipe", [False, True])
+@pytest.mark.parametrize("shipped", [False, True])
 def test_django_parallel_tests_with_a_wal_database(
-    tmp_path: Path, recipe: bool
+    tmp_path: Path, shipped: bool
 ) -> None:
     pytest.importorskip("django")
-    engine = "sqlitebck_backend" if recipe else "django.db.backends.sqlite3"
+    engine = "sqlitebck.django.sqlite3" if shipped else "django.db.backends.sqlite3"
     django_project(tmp_path, engine)
     done = run_django_tests(tmp_path)
-    if recipe:
+    if shipped:
         assert done.returncode == 0, done.stderr[-3000:]
         assert "Ran 3 tests" in done.stderr
     else:  # the clones lack the tables (how the workers report it varies)
