@@ -332,7 +332,8 @@ def test_django_restore_inside_an_immediate_atomic_block(tmp_path: Path) -> None
 # file only, which leaves the migrations (still in the -wal file) behind;
 # the backend sqlitebck ships (sqlitebck.django.sqlite3) clones it with
 # sqlitebck. The workers are forked here whatever the Python (3.14 made
-# forkserver Linux's default, with which Django loads each clone into memory through the backup API).
+# forkserver Linux's default, with which Django loads each clone into
+# memory through the backup API).
 DJANGO_SETTINGS = """
 import multiprocessing
 multiprocessing.set_start_method("fork", force=True)
