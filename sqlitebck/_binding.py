@@ -29,6 +29,7 @@ the stdlib's module is supported; its connection's handle is ``conn._db``.
 
 from __future__ import annotations
 
+import copy
 import importlib.machinery
 import platform
 import sys
@@ -246,6 +247,17 @@ class Binding:
 
 # What SQLite's own words for a refusal leave unsaid.
 _HINTS = {
+    # The copy's wait for a lock timed out. A connection in another process
+    # that set PRAGMA locking_mode=EXCLUSIVE keeps its lock until it closes;
+    # it cannot be told apart from a long transaction without opening the
+    # file, which would drop this process's own POSIX locks on it.
+    "database is locked": (
+        "another connection held a lock on it for the whole timeout: a long "
+        "transaction, or a connection that set PRAGMA locking_mode=EXCLUSIVE "
+        "(which keeps its lock until it is closed, so that no other "
+        "connection, in any process, can read or write it meanwhile); copy "
+        "once that connection is closed, or with a longer timeout"
+    ),
     # SQLCipher refuses a backup between an encrypted and a plain database.
     "backup is not supported with encrypted databases": (
         "SQLCipher copies only between two encrypted (keyed) databases, or "
@@ -356,7 +368,9 @@ ACCEPTED = (
         if len(_NAMES) < 3
         else ", ".join(_NAMES[:-1]) + " or " + _NAMES[-1]
     )
-    + " (or of a subclass), or a path (str, bytes or os.PathLike)"
+    + " (or of a subclass), a framework object that wraps one (a SQLAlchemy "
+    "Engine, Connection or Session, a Django connection, a sqlite-utils or "
+    "peewee database), or a path (str, bytes or os.PathLike)"
 )
 
 # The binding of each connection class seen so far (subclasses included).
@@ -384,6 +398,19 @@ def binding_of(obj: object) -> Binding | None:
         except TypeError as e:
             raise TypeError(f"{type_name(t)} cannot be copied: {e}") from None
     return b
+
+
+def parked(b: Binding) -> Binding:
+    """``b`` for a connection whose own thread is parked while another
+    thread copies with it (see ``_aio``): its module's closed check only,
+    without the thread check, which would refuse the other thread. Only a
+    DB-API module's ``in_transaction`` is known to check that alone."""
+    if not b.dbapi:  # pragma: no cover - runners hold sqlite3 connections
+        raise TypeError(f"a {b.name} connection cannot be parked")
+    lent = copy.copy(b)
+    closed_check = b.connection.in_transaction.__get__  # type: ignore[union-attr]
+    lent.check = closed_check
+    return lent
 
 
 def same_library(sb: Binding, source: object, db: Binding, dest: object) -> None:

@@ -50,7 +50,7 @@ from sqlitebck._errors import (
     SQLITE_READONLY_ROLLBACK,
     sqlite_error,
 )
-from sqlitebck._frameworks import AioConnection, FrameworkConnection
+from sqlitebck._frameworks import AsyncFrameworkConnection, FrameworkConnection
 from sqlitebck._sqlitebck import ffi, lib
 
 
@@ -68,8 +68,9 @@ Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 #: ``_frameworks``).
 Endpoint = Union[sqlite3.Connection, APSWConnection, Path, FrameworkConnection]
 #: What :func:`sqlitebck.acopy` takes as either end: an ``Endpoint``, or an
-#: aiosqlite connection.
-AsyncEndpoint = Union[Endpoint, AioConnection]
+#: aiosqlite connection, a SQLAlchemy ``AsyncEngine`` or ``AsyncConnection``,
+#: a Datasette ``Database``.
+AsyncEndpoint = Union[Endpoint, AsyncFrameworkConnection]
 
 
 # The first 16 bytes of every SQLite database file.
@@ -313,6 +314,29 @@ def wal_page_size_message(sizes: tuple[int, int], name: str) -> str:
     )
 
 
+# What a file that looks encrypted is said to be.
+_ENCRYPTED = (
+    ": it looks encrypted (a whole number of pages whose first bytes look "
+    "random: an SQLCipher database?); open it with sqlcipher3 and its key "
+    "(PRAGMA key), and pass that connection"
+)
+
+
+def looks_encrypted(header: bytes, size: int) -> bool:
+    """True if a file of ``size`` bytes that starts with ``header`` (not
+    SQLite's) looks like an encrypted database: a whole number of 512-byte
+    blocks (every page size is one), whose first 16 bytes (SQLCipher's salt)
+    look random.
+
+    >>> looks_encrypted(bytes(range(16)) * 2, 4096), looks_encrypted(b"hello", 5)
+    (True, False)
+    """
+    first = header[:16]
+    return (
+        size >= 512 and size % 512 == 0 and len(first) == 16 and len(set(first)) >= 12
+    )
+
+
 def _unreadable(
     path: str, conn: Any, error: Exception, module: Any
 ) -> Exception | None:
@@ -325,11 +349,19 @@ def _unreadable(
     if notadb and os.stat(path).st_size % 512:  # not whole pages, encrypted or not
         return sqlite_error(SQLITE_NOTADB, f"{path}: not an SQLite database", module)
     if notadb:
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = 0
         return sqlite_error(
             SQLITE_NOTADB,
-            f"{path}: file is not a database, or it is encrypted (an SQLCipher "
-            "database: open it with sqlcipher3 and its key, and pass that "
-            "connection)",
+            f"{path}: file is not a database"
+            + (
+                _ENCRYPTED
+                if looks_encrypted(_file_header(conn) or b"", size)
+                else ", or it is encrypted (an SQLCipher database: open it "
+                "with sqlcipher3 and its key, and pass that connection)"
+            ),
             module,
         )
     readonly = (
@@ -540,7 +572,9 @@ class Endpoints:
         if st.st_size > 0 and header[:16] != MAGIC:
             raise sqlite_error(
                 SQLITE_NOTADB,
-                f"{path}: file is not a database; it is left untouched",
+                f"{path}: file is not a database"
+                + (_ENCRYPTED if looks_encrypted(header, st.st_size) else "")
+                + "; it is left untouched",
                 self._module,
             )
         self._rollback = header[18:19] != b"\x02"

@@ -41,7 +41,7 @@ from sqlitebck._errors import (
     note_holds_new_copy,
     waits_for_a_lock,
 )
-from sqlitebck._frameworks import connection_of
+from sqlitebck._frameworks import Held
 from sqlitebck._interrupts import Checkpoint, HeldInterrupts
 from sqlitebck._sqlitebck import ffi, lib
 
@@ -370,11 +370,27 @@ def copy_ends(
     done: list[bool] | None = None,
 ) -> CopyResult:
     """Copy between ends of any kind: connections of any supported binding,
-    the connections that framework objects wrap, and paths, which are opened
-    (and closed) here with the other end's module. ``done`` gets True once
-    the destination holds the new copy (see :func:`copy_connections`)."""
+    the connections that framework objects wrap (one lent for the copy, an
+    ``Engine``'s, is given back after), and paths, which are opened (and
+    closed) here with the other end's module. ``done`` gets True once the
+    destination holds the new copy (see :func:`copy_connections`)."""
     started = time.perf_counter()
-    source, dest = connection_of(source), connection_of(dest)
+    with Held(source, dest) as held:
+        result = _copy_unwrapped(
+            held.source, held.dest, checked, keep_wal, checkpoint, done
+        )
+    return result._replace(elapsed=time.perf_counter() - started)
+
+
+def _copy_unwrapped(
+    source: object,
+    dest: object,
+    checked: Settings,
+    keep_wal: bool,
+    checkpoint: Checkpoint | None,
+    done: list[bool] | None,
+) -> CopyResult:
+    """:func:`copy_ends` between connections and paths."""
     sb, db, pb = bindings(source, dest)
     if sb is not None and db is not None:
         return copy_connections(source, sb, dest, db, checked, checkpoint, True, done)
@@ -415,7 +431,7 @@ def copy_ends(
         if committed and ends is not None and ends.in_place:
             note_holds_new_copy(e)
         raise
-    return result._replace(elapsed=time.perf_counter() - started)
+    return result
 
 
 def copy_connections(

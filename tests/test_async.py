@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 from helpers import Connect, make_db, python, rows, writable
@@ -32,8 +33,11 @@ def test_paths_and_shared_connections(tmp_path: Path, connect: Connect) -> None:
         dst = connect(":memory:", check_same_thread=False)
         await sqlitebck.acopy(src, dst)
         assert rows(dst) == rows(source)
-        # A connection bound to this thread fails its own thread check.
-        with pytest.raises(sqlite3.ProgrammingError, match="thread"):
+        # A connection bound to this thread fails its own thread check, and
+        # the error names both ways out.
+        with pytest.raises(
+            sqlite3.ProgrammingError, match="check_same_thread=False, or pass its path"
+        ):
             await sqlitebck.acopy(connect(source), tmp_path / "nope.db")
 
     asyncio.run(main())
@@ -53,8 +57,6 @@ def test_aiosqlite_connections_on_either_side(tmp_path: Path) -> None:
                 await sqlitebck.acopy(tmp_path / "copy.db", target)
                 async with target.execute("SELECT count(*) FROM t") as cursor:
                     assert await cursor.fetchone() == (400,)
-                with pytest.raises(TypeError, match="both ends"):
-                    await sqlitebck.acopy(db, target)
 
     asyncio.run(main())
     assert rows(tmp_path / "copy.db") == rows(source)
@@ -297,3 +299,88 @@ def test_importing_the_package_loads_asyncio_only_for_acopy() -> None:
     out, err = child.communicate(timeout=60)
     assert child.returncode == 0, err
     assert out.split() == ["False", "False", "True", "True"]
+
+
+def test_aiosqlite_to_aiosqlite_one_thread_parked(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=2000)
+    old_dest(tmp_path / "dst.db")
+    seen: list[object] = []
+
+    async def main() -> None:
+        async with (
+            aiosqlite.connect(source) as db,
+            aiosqlite.connect(tmp_path / "dst.db") as target,
+        ):
+
+            async def meanwhile(*args: object) -> None:
+                # Queued on the parked thread: runs once the copy is over.
+                async with target.execute("SELECT count(*) FROM t") as cursor:
+                    seen.append(await cursor.fetchone())
+
+            task: list[asyncio.Task[None]] = []
+
+            def progress(status: int, remaining: int, total: int) -> None:
+                if not task:
+                    task.append(asyncio.ensure_future(meanwhile()))
+
+            result = await sqlitebck.acopy(db, target, pages=20, progress=progress)
+            assert result.steps > 3
+            await task[0]
+            assert seen == [(2000,)]
+            # Cancelled halfway: the destination keeps what it had.
+            await target.execute("DELETE FROM t WHERE rowid > 5")
+            await target.commit()
+            copying = asyncio.ensure_future(
+                sqlitebck.acopy(db, target, pages=1, sleep=5)
+            )
+            await asyncio.sleep(0.05)
+            copying.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await copying
+            async with target.execute("SELECT count(*) FROM t") as cursor:
+                assert await cursor.fetchone() == (5,)
+            with pytest.raises(ValueError, match="same connection"):
+                await sqlitebck.acopy(db, db)
+        # A closed one is refused, and nothing is left waiting.
+        with pytest.raises(ValueError):
+            await sqlitebck.acopy(db, target)
+
+    asyncio.run(main())
+
+
+def test_sqlalchemy_asyncio_objects(tmp_path: Path) -> None:
+    pytest.importorskip("greenlet")
+    from sqlalchemy.engine.interfaces import AdaptedConnection
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    source = make_db(tmp_path / "src.db", rows=300)
+
+    async def main() -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{source}")
+        try:
+            async with engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                # The pooled wrapper of an aiosqlite connection (the bug: it
+                # was checked for aiosqlite before it was unwrapped).
+                await sqlitebck.acopy(raw, tmp_path / "raw.db", pages=5)
+                adapted = cast(AdaptedConnection, raw.dbapi_connection)
+                assert isinstance(adapted, AdaptedConnection)  # at run time
+                await sqlitebck.acopy(adapted, tmp_path / "adapted.db")
+                await sqlitebck.acopy(conn, tmp_path / "conn.db")
+                with pytest.raises(TypeError, match=r"AsyncConnection.*acopy"):
+                    sqlitebck.copy(conn, tmp_path / "nope.db")  # type: ignore[arg-type]
+            await sqlitebck.acopy(engine, tmp_path / "engine.db")
+            with pytest.raises(TypeError, match=r"AsyncEngine.*acopy"):
+                sqlitebck.copy(engine, tmp_path / "nope.db")  # type: ignore[arg-type]
+            other = make_db(tmp_path / "other.db", rows=9)
+            await sqlitebck.acopy(other, engine)  # restored into it
+            assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        finally:
+            await engine.dispose()
+
+    before = rows(source)
+    asyncio.run(main())
+    for name in ("raw", "adapted", "conn", "engine"):
+        assert rows(tmp_path / f"{name}.db") == before
+    assert rows(source) == rows(tmp_path / "other.db")
+    assert not (tmp_path / "nope.db").exists()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import Connect, make_db, rows
+from helpers import Connect, make_db, python, rows
 
 import sqlitebck
 from sqlitebck._frameworks import connection_of
@@ -103,13 +105,235 @@ def test_aiosqlite_connections_are_for_acopy(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_sqlalchemy_engine_lends_a_pooled_connection_for_the_copy(
+    tmp_path: Path,
+) -> None:
+    source = make_db(tmp_path / "src.db", rows=300)
+    engine = sqlalchemy.create_engine(f"sqlite:///{source}")
+    pool = engine.pool
+    try:
+        sqlitebck.copy(engine, tmp_path / "copy.db", pages=5)
+        assert rows(tmp_path / "copy.db") == rows(source)
+        assert pool.checkedout() == 0
+        # Given back on error too (a progress callback that raises).
+        with pytest.raises(ZeroDivisionError):
+            sqlitebck.copy(engine, tmp_path / "nope.db", 1, progress=lambda *a: 1 / 0)
+        assert pool.checkedout() == 0
+        # As the destination: restored into the engine's database.
+        other = make_db(tmp_path / "other.db", rows=20)
+        sqlitebck.copy(other, engine)
+        assert rows(source) == rows(other) and pool.checkedout() == 0
+        # Backup keeps its ends while the caller steps: it says what to pass.
+        with pytest.raises(TypeError, match=r"base\.Engine.*engine\.connect\(\)"):
+            sqlitebck.Backup(engine, tmp_path / "backup.db")
+    finally:
+        engine.dispose()
+    assert not (tmp_path / "nope.db").exists()
+    assert not (tmp_path / "backup.db").exists()
+
+
+def test_orm_session_copies_through_its_transaction(tmp_path: Path) -> None:
+    from sqlalchemy.orm import Session
+
+    source = make_db(tmp_path / "src.db", rows=100)
+    engine = sqlalchemy.create_engine(f"sqlite:///{source}")
+    try:
+        with Session(engine) as session:
+            sqlitebck.copy(session, tmp_path / "copy.db")
+            assert rows(tmp_path / "copy.db") == rows(source)
+            session.execute(sqlalchemy.text("DELETE FROM t WHERE rowid > 10"))
+            # Uncommitted changes: the session's rules are named.
+            with pytest.raises(sqlite3.OperationalError, match=r"session\.commit\(\)"):
+                sqlitebck.copy(tmp_path / "copy.db", session)
+            session.rollback()
+            session.execute(sqlalchemy.text("DELETE FROM t WHERE rowid > 10"))
+            session.commit()
+            sqlitebck.copy(tmp_path / "copy.db", session)  # restored
+            count = session.execute(sqlalchemy.text("SELECT count(*) FROM t"))
+            assert count.scalar() == 100
+    finally:
+        engine.dispose()
+
+
+def test_sqlmodel_session(tmp_path: Path) -> None:
+    sqlmodel = pytest.importorskip("sqlmodel")
+    source = make_db(tmp_path / "src.db", rows=40)
+    engine = sqlmodel.create_engine(f"sqlite:///{source}")
+    try:
+        with sqlmodel.Session(engine) as session:
+            sqlitebck.copy(session, tmp_path / "copy.db")
+        assert rows(tmp_path / "copy.db") == rows(source)
+    finally:
+        engine.dispose()
+
+
+def test_flask_sqlalchemy_db_engine_and_session(tmp_path: Path) -> None:
+    flask = pytest.importorskip("flask")
+    flask_sqlalchemy = pytest.importorskip("flask_sqlalchemy")
+    source = make_db(tmp_path / "src.db", rows=60)
+    app = flask.Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{source}"
+    db = flask_sqlalchemy.SQLAlchemy(app)
+    with app.app_context():
+        try:
+            assert type(db.session).__name__ == "scoped_session"
+            sqlitebck.copy(db.engine, tmp_path / "engine.db")
+            sqlitebck.copy(db.session, tmp_path / "session.db")
+            sqlitebck.copy(db, tmp_path / "db.db")
+            db.session.remove()
+        finally:
+            db.engine.dispose()
+    for name in ("engine", "session", "db"):
+        assert rows(tmp_path / f"{name}.db") == rows(source)
+
+
+def test_peewee_database(tmp_path: Path) -> None:
+    peewee = pytest.importorskip("peewee")
+    source = make_db(tmp_path / "src.db", rows=50)
+    db = peewee.SqliteDatabase(str(source))
+    # Closed: opened for the copy, and closed again.
+    sqlitebck.copy(db, tmp_path / "copy.db")
+    assert db.is_closed() and rows(tmp_path / "copy.db") == rows(source)
+    db.connect()
+    try:
+        sqlitebck.copy(make_db(tmp_path / "other.db", rows=5), db)
+        assert db.execute_sql("SELECT count(*) FROM t").fetchone() == (5,)
+        assert not db.is_closed()
+    finally:
+        db.close()
+    from playhouse.sqliteq import SqliteQueueDatabase
+
+    queued = SqliteQueueDatabase(str(source), autostart=False)
+    with pytest.raises(TypeError, match=r"SqliteQueueDatabase.*db\.database"):
+        sqlitebck.copy(queued, tmp_path / "nope.db")
+    assert not (tmp_path / "nope.db").exists()
+
+
+def test_datasette_database_is_for_acopy(tmp_path: Path) -> None:
+    datasette_app = pytest.importorskip("datasette.app")
+    source = make_db(tmp_path / "src.db", rows=70)
+    before = rows(source)
+    ds = datasette_app.Datasette([str(source)])
+    db = ds.get_database("src")
+    with pytest.raises(TypeError, match=r"database\.Database.*acopy.*db\.path"):
+        sqlitebck.copy(db, tmp_path / "nope.db")
+
+    async def main() -> None:
+        await sqlitebck.acopy(db, tmp_path / "copy.db", pages=3)
+        await sqlitebck.acopy(make_db(tmp_path / "other.db", rows=7), db)
+
+    asyncio.run(main())
+    assert rows(tmp_path / "copy.db") == before
+    assert rows(source) == rows(tmp_path / "other.db")
+    for conn in db._all_file_connections:
+        conn.close()
+    if db._write_connection is not None:
+        db._write_connection.close()
+
+
+def test_refusals_name_the_type_and_what_to_pass(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"Engine, Connection or Session.*a path"):
+        sqlitebck.copy(object(), tmp_path / "x.db")  # type: ignore[arg-type]
+
+
+# Errors that say what to do, where users meet them (the other messages are
+# tested with their objects above).
+
+
+def test_an_encrypted_destination_path_is_said_to_look_encrypted(
+    tmp_path: Path,
+) -> None:
+    cipher = pytest.importorskip("sqlcipher3")
+    path = tmp_path / "secret.db"
+    conn = cipher.connect(str(path))
+    try:
+        conn.execute("PRAGMA key='k'")
+        conn.execute("CREATE TABLE t(x)")
+        conn.commit()
+    finally:
+        conn.close()
+    before = path.read_bytes()
+    source = make_db(tmp_path / "src.db", rows=5)
+    with pytest.raises(sqlite3.DatabaseError) as info:
+        sqlitebck.copy(source, path)
+    message = str(info.value)
+    assert str(path) in message and "looks encrypted" in message
+    assert "sqlcipher3" in message and path.read_bytes() == before
+    # Junk of no page size is not said to be encrypted.
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"precious notes\n" * 100)
+    with pytest.raises(sqlite3.DatabaseError) as info:
+        sqlitebck.copy(source, junk)
+    assert "looks encrypted" not in str(info.value)
+
+
+def test_a_source_locked_exclusively_elsewhere_says_it_may_be(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "src.db", rows=5)
+    holder = python(
+        f"""
+        import sqlite3, sys
+        conn = sqlite3.connect({str(source)!r})
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        conn.execute("DELETE FROM t WHERE rowid = 1")
+        conn.commit()  # the EXCLUSIVE lock stays: until the connection closes
+        print("held", flush=True)
+        sys.stdin.read()
+        """
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(sqlite3.OperationalError, match="locking_mode=EXCLUSIVE"):
+            sqlitebck.copy(source, tmp_path / "copy.db", timeout=0.2)
+    finally:
+        holder.communicate("")
+    assert not (tmp_path / "copy.db").exists()
+    sqlitebck.copy(source, tmp_path / "copy.db")  # closed: free again
+    assert len(rows(tmp_path / "copy.db")) == 4
+
+
+def test_django_restore_inside_an_immediate_atomic_block(tmp_path: Path) -> None:
+    django = pytest.importorskip("django")
+    if django.VERSION < (5, 1):
+        pytest.skip("transaction_mode came with Django 5.1")
+    target = make_db(tmp_path / "app.sqlite3", rows=3)
+    backup = make_db(tmp_path / "backup.db", rows=8)
+    code = f"""
+        import django, sqlite3, sqlitebck
+        from django.conf import settings
+        settings.configure(DATABASES={{"default": {{
+            "ENGINE": "django.db.backends.sqlite3", "NAME": {str(target)!r},
+            "OPTIONS": {{"transaction_mode": "IMMEDIATE"}}}}}})
+        django.setup()
+        from django.db import connection, transaction
+        with transaction.atomic():
+            try:
+                sqlitebck.copy({str(backup)!r}, connection)
+            except sqlite3.OperationalError as e:
+                print(e)
+        sqlitebck.copy({str(backup)!r}, connection)  # outside: restored
+        connection.close()
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "inside transaction.atomic()" in done.stdout
+    assert "BEGIN IMMEDIATE" in done.stdout and "(it has read" not in done.stdout
+    assert len(rows(target)) == 8
+
+
 # A Django project whose test database is a file in WAL mode, and a test that
 # needs the migrated tables. Where its workers are forked, Django's test
 # runner clones that database for each --parallel worker by copying the main
-# file only, which leaves the migrations (still in the -wal file) behind; the
-# backend in README's recipe clones it with sqlitebck instead. The workers
-# are forked here whatever the Python (3.14 made forkserver Linux's default,
-# with which Django loads each clone into memory through the backup API).
+# file only, which leaves the migrations (still in the -wal file) behind;
+# the backend sqlitebck ships (sqlitebck.django.sqlite3) clones it with
+# sqlitebck. The workers are forked here whatever the Python (3.14 made
+# forkserver Linux's default, with which Django loads each clone into
+# memory through the backup API).
 DJANGO_SETTINGS = """
 import multiprocessing
 multiprocessing.set_start_method("fork", force=True)
@@ -177,15 +401,6 @@ def django_project(folder: Path, engine: str) -> None:
     (folder / "settings.py").write_text(
         DJANGO_SETTINGS.replace("__ENGINE__", repr(engine))
     )
-    recipe = README_RECIPE.read_text()
-    start = recipe.index("# sqlitebck_backend/base.py")
-    code = recipe[start : recipe.index("```", start)]
-    (folder / "sqlitebck_backend").mkdir()
-    (folder / "sqlitebck_backend" / "__init__.py").write_text("")
-    (folder / "sqlitebck_backend" / "base.py").write_text(textwrap.dedent(code))
-
-
-README_RECIPE = Path(__file__).parent.parent / "README.md"
 
 
 def run_django_tests(folder: Path) -> subprocess.CompletedProcess[str]:
@@ -201,15 +416,15 @@ def run_django_tests(folder: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Django forks its workers here")
-@pytest.mark.parametrize("recipe", [False, True])
+@pytest.mark.parametrize("shipped", [False, True])
 def test_django_parallel_tests_with_a_wal_database(
-    tmp_path: Path, recipe: bool
+    tmp_path: Path, shipped: bool
 ) -> None:
     pytest.importorskip("django")
-    engine = "sqlitebck_backend" if recipe else "django.db.backends.sqlite3"
+    engine = "sqlitebck.django.sqlite3" if shipped else "django.db.backends.sqlite3"
     django_project(tmp_path, engine)
     done = run_django_tests(tmp_path)
-    if recipe:
+    if shipped:
         assert done.returncode == 0, done.stderr[-3000:]
         assert "Ran 3 tests" in done.stderr
     else:  # the clones lack the tables (how the workers report it varies)

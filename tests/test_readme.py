@@ -133,4 +133,4 @@ def test_the_backup_job_and_the_restore_as_cron_runs_them(tmp_path: Path) -> Non
     assert rows(conn) == saved and len(saved) == 100
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
-    assert os.listdir(tmp_path / "srv" / "backups") == [b.name for b in backups]
+    assert sorted(os.listdir(tmp_path / "srv" / "backups")) == [b.name for b in backups]
