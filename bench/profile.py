@@ -95,8 +95,18 @@ def _writeback(fd: int) -> None:
     libc.sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)
 
 
+def peak_rss() -> int:
+    """This process's peak resident memory so far, in bytes (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def child(mode: str, src: str, dst: str) -> None:
-    """One copy in this process; prints its seconds."""
+    """One copy in this process; prints its seconds and how much its peak
+    resident memory grew during the copy (bytes)."""
     for suffix in ("", "-journal", "-wal"):
         with_suffix = dst + suffix
         if os.path.exists(with_suffix):
@@ -122,6 +132,7 @@ def child(mode: str, src: str, dst: str) -> None:
             os.read(fd, 5)
             os.close(fd)
 
+    peak_before = peak_rss()
     perf(b"enable\n")
     os.getppid()  # the marker of the copy's first system call, for --strace
     started = time.perf_counter()
@@ -170,12 +181,12 @@ def child(mode: str, src: str, dst: str) -> None:
     elapsed = time.perf_counter() - started
     os.getppid()
     perf(b"disable\n")
-    print(json.dumps(elapsed))
+    print(json.dumps([elapsed, peak_rss() - peak_before]))
 
 
 def run_child(
     python: str, mode: str, src: Path, dst: Path, wrap: list[str] | None = None
-) -> float:
+) -> tuple[float, int]:
     env = dict(os.environ)
     cmd = [python, str(Path(__file__).resolve()), "--child", mode, str(src), str(dst)]
     res = subprocess.run(
@@ -186,19 +197,24 @@ def run_child(
         cwd=tempfile.gettempdir(),  # not the project folder (no compiled module)
         env=env,
     )
-    return float(json.loads(res.stdout.strip().splitlines()[-1]))
+    seconds, grown = json.loads(res.stdout.strip().splitlines()[-1])
+    return float(seconds), int(grown)
 
 
 def timing(
     variants: list[tuple[str, str, str]], src: Path, dst: Path, rounds: int
-) -> dict[str, list[float]]:
-    """Seconds of each variant (label, python, mode), taking turns."""
+) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Seconds of each variant (label, python, mode), taking turns, and the
+    most its peak resident memory grew during a copy."""
     times: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+    grown: dict[str, int] = {label: 0 for label, _, _ in variants}
     for r in range(rounds):
         turn = variants[r % len(variants) :] + variants[: r % len(variants)]
         for label, python, mode in turn:
-            times[label].append(run_child(python, mode, src, dst))
-    return times
+            seconds, more = run_child(python, mode, src, dst)
+            times[label].append(seconds)
+            grown[label] = max(grown[label], more)
+    return times, grown
 
 
 SYSCALL = re.compile(r"^\d+\s+(\w+)\((.*)\)\s+=\s+(-?\d+).*<([\d.]+)>$")
@@ -310,16 +326,21 @@ def main() -> int:
         make_source(src, args.mb)
         size = src.stat().st_size
         print(f"{size / MB:.0f} MB database, {args.rounds} rounds", flush=True)
-        times = timing(variants, src, dst, args.rounds)
+        times, grown = timing(variants, src, dst, args.rounds)
         med = {label: statistics.median(t) for label, t in times.items()}
         refs = [r for r in ("floor", "floor-wb", "stdlib") if r in med]
-        print("| variant | median | spread | " + " | ".join(f"/ {r}" for r in refs))
-        print("| --- " * (3 + len(refs)) + "|")
+        print(
+            "| variant | median | spread | peak RSS growth | "
+            + " | ".join(f"/ {r}" for r in refs)
+            + " |"
+        )
+        print("| --- " * (4 + len(refs)) + "|")
         for label, secs in times.items():
             cells = " | ".join(f"{med[label] / med[r]:.2f}" for r in refs)
             print(
                 f"| {label} | {med[label] * 1e3:.1f} ms | "
-                f"{min(secs) * 1e3:.0f}-{max(secs) * 1e3:.0f} ms | {cells} |",
+                f"{min(secs) * 1e3:.0f}-{max(secs) * 1e3:.0f} ms | "
+                f"{grown[label] / MB:.1f} MB | {cells} |",
                 flush=True,
             )
         for mode in modes if args.strace else []:
