@@ -13,6 +13,11 @@ sqlite3 shell's ``.backup`` runs where the ``sqlite3`` command exists (its own
 process, started for each copy, as a user would run it). The floor of each
 direction moves the bytes without SQLite: copy_file_range (shutil.copyfile)
 + fsync, write the serialized database + fsync, read the file into memory.
+On Linux, the "floor (write-back)" of the two directions to a new file also
+asks the kernel to start writing back every 8 MiB as it goes
+(sync_file_range), so that the disk writes during the copy and the fsync
+waits only for the tail: the real floor of a large file (see
+bench/profile.py).
 
 Writes bench/results.md and bench/results.png (matplotlib, a bench-only
 extra: pip install '.[bench]').
@@ -23,6 +28,7 @@ Run: python bench/run.py [--large] [--quick] [--sizes "100 MB,1 GB"] [--no-onlin
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
 import os
 import platform
@@ -97,6 +103,16 @@ def fresh(path: Path) -> str:
     for suffix in ("", "-journal", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
     return str(path)
+
+
+# Write-back of a file's dirty pages, started, not waited for (Linux).
+WRITEBACK_PIECE = 8 << 20
+SYNC_FILE_RANGE_WRITE = 2
+sync_file_range: Any = None
+if sys.platform.startswith("linux"):
+    sync_file_range = ctypes.CDLL(None, use_errno=True).sync_file_range
+    sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    sync_file_range.argtypes += [ctypes.c_uint]
 
 
 # The largest database the iterdump contender copies: its executescript
@@ -207,8 +223,21 @@ def contenders(case: Case, direction: str) -> dict[str, Work]:
             os.fsync(fd)
             os.close(fd)
 
+        def copy_writeback() -> None:
+            fi = os.open(src, os.O_RDONLY)
+            fo = os.open(fresh(dst), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            size, offset = os.fstat(fi).st_size, 0
+            while offset < size:
+                offset += os.copy_file_range(fi, fo, WRITEBACK_PIECE, offset, offset)
+                sync_file_range(fo, 0, 0, SYNC_FILE_RANGE_WRITE)
+            os.fsync(fo)
+            os.close(fo)
+            os.close(fi)
+
         works["shutil.copyfile"] = copyfile
         works["floor"] = copyfile_fsync
+        if sync_file_range is not None and hasattr(os, "copy_file_range"):
+            works["floor (write-back)"] = copy_writeback
     elif direction == "memory→file" and hasattr(mem, "serialize"):
         data = mem.serialize()  # once: the floor is writing the bytes
 
@@ -218,7 +247,20 @@ def contenders(case: Case, direction: str) -> dict[str, Work]:
                 f.flush()
                 os.fsync(f.fileno())
 
+        def write_writeback() -> None:
+            view = memoryview(data)
+            fo = os.open(fresh(dst), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            offset = 0
+            while offset < len(view):
+                offset += os.pwrite(fo, view[offset : offset + (1 << 20)], offset)
+                if offset % WRITEBACK_PIECE == 0:
+                    sync_file_range(fo, 0, 0, SYNC_FILE_RANGE_WRITE)
+            os.fsync(fo)
+            os.close(fo)
+
         works["floor"] = write_fsync
+        if sync_file_range is not None:
+            works["floor (write-back)"] = write_writeback
     elif direction == "file→memory":
 
         def read_bytes() -> None:
@@ -392,6 +434,7 @@ SUMMARY_COLUMNS = [
     "VACUUM INTO",
     "iterdump + executescript",
     "floor",
+    "floor (write-back)",
 ]
 
 

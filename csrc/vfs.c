@@ -33,10 +33,20 @@
 ** Every function returns an SQLite result code unless its comment says
 ** otherwise.
 */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sync_file_range() */
+#endif
 #include "sqlitebck.h"
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <fcntl.h>
+#include <unistd.h>
+#define SQLITEBCK_HAVE_WRITEBACK 1
+#else
+#define SQLITEBCK_HAVE_WRITEBACK 0
+#endif
 
 /*
 ** Bytes gathered by the writer before they are written: 256 KiB. (1 MiB
@@ -56,6 +66,14 @@
 ** its pages costs a fault when first used.)
 */
 #define SQLITEBCK_AHEAD 131072
+/*
+** Bytes the writer writes between two requests to start writing them back
+** to the disk (Linux: sync_file_range(SYNC_FILE_RANGE_WRITE)), so that the
+** disk writes while the copy goes on, and the sync before the file is
+** published only waits for the last of them: 4 MiB. A smaller file is
+** never asked for (see THE WRITER).
+*/
+#define SQLITEBCK_WRITEBACK 4194304
 
 /*
 ** A main database file opened through a shim: the shim's state, then the
@@ -65,13 +83,20 @@
 struct sqlitebck_shim_file {
   struct sqlitebck_os_file base; /* methods: the shim's */
   struct sqlitebck_os_file *real;
-  unsigned char *buf;    /* the writer's gathered bytes, the reader's cache;
-                            allocated on first use, 0 until then */
-  sqlitebck_int64 start; /* file offset of buf[0] */
-  int used;              /* bytes of buf that hold data */
-  sqlitebck_int64 next;  /* reader: offset just past the last read */
-  int error;             /* writer: the error of writing gathered bytes, */
-};                       /*   returned by every call after it */
+  unsigned char *buf;     /* the writer's gathered bytes, the reader's cache;
+                             allocated on first use, 0 until then */
+  sqlitebck_int64 start;  /* file offset of buf[0] */
+  int used;               /* bytes of buf that hold data */
+  sqlitebck_int64 next;   /* reader: offset just past the last read */
+  int error;              /* writer: the error of writing gathered bytes, */
+                          /*   returned by every call after it */
+  const char *name;       /* writer: the file's name (SQLite keeps it valid
+                             until xClose) */
+  int fd;                 /* writer: a descriptor of its own for write-back
+                             requests, opened on first use; -1 before, -2
+                             once it could not be opened */
+  sqlitebck_int64 unsent; /* writer: bytes written since the last request */
+};
 
 #define SQLITEBCK_SHIM_SIZE ((sizeof(struct sqlitebck_shim_file) + 7) / 8 * 8)
 
@@ -102,7 +127,45 @@ static struct sqlitebck_shim_file *sqlitebck_shim(struct sqlitebck_os_file *f) {
 ** wrote them and by every later call that reads, writes, syncs, sizes,
 ** locks or controls the file, so that no commit can succeed after bytes were
 ** lost.
+**
+** Write-back (Linux): once SQLITEBCK_WRITEBACK bytes have been written to
+** the real file, the writer asks the kernel to start writing the file's
+** dirty pages to the disk (sync_file_range with SYNC_FILE_RANGE_WRITE only:
+** it starts the writes, waits for none, reports no write error and makes
+** nothing durable). It uses a read-only descriptor of its own, opened by the
+** file's name on the first request and closed after the real file: a
+** private file that no other connection opens (closing it drops no lock
+** that anyone still needs). Durability is still the sync's alone, and a
+** write error still reaches that sync (the request never waits, so it never
+** reports nor consumes one). If the descriptor cannot be opened (out of
+** descriptors), the copy goes on without the requests.
 */
+
+/*
+** Count N more bytes written to writer file F, and ask for their write-back
+** once SQLITEBCK_WRITEBACK of them are waiting (see THE WRITER). No error:
+** the request is a hint.
+*/
+static void sqlitebck_written(struct sqlitebck_shim_file *f, int n) {
+#if SQLITEBCK_HAVE_WRITEBACK
+  f->unsent += n;
+  if (f->unsent < SQLITEBCK_WRITEBACK || f->fd == -2) {
+    return;
+  }
+  f->unsent = 0;
+  if (f->fd == -1) {
+    f->fd = f->name ? open(f->name, O_RDONLY | O_CLOEXEC) : -1;
+    if (f->fd < 0) {
+      f->fd = -2;
+      return;
+    }
+  }
+  (void)sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#else
+  (void)f;
+  (void)n;
+#endif
+}
 
 /* Write N bytes of DATA at OFFSET through the real file, in pieces. */
 static int sqlitebck_write_pieces(struct sqlitebck_os_file *real,
@@ -128,16 +191,29 @@ static int sqlitebck_write_pieces(struct sqlitebck_os_file *real,
 static int sqlitebck_flush(struct sqlitebck_shim_file *f) {
   if (f->error == SQLITE_OK && f->used > 0) {
     f->error = sqlitebck_write_pieces(f->real, f->buf, f->used, f->start);
+    if (f->error == SQLITE_OK) {
+      sqlitebck_written(f, f->used);
+    }
   }
   f->used = 0;
   return f->error;
 }
 
-/* xClose: write the gathered bytes, close the real file, free the buffer. */
+/*
+** xClose: write the gathered bytes, close the real file, then the
+** write-back descriptor (after the real file: closing a descriptor drops
+** the process's locks on the file), free the buffer.
+*/
 static int sqlitebck_writer_close(struct sqlitebck_os_file *file) {
   struct sqlitebck_shim_file *f = sqlitebck_shim(file);
   int rc = sqlitebck_flush(f);
   int closed = f->real->methods->close(f->real);
+#if SQLITEBCK_HAVE_WRITEBACK
+  if (f->fd >= 0) {
+    (void)close(f->fd);
+  }
+#endif
+  f->fd = -1;
   free(f->buf);
   f->buf = 0;
   return rc != SQLITE_OK ? rc : closed;
@@ -180,8 +256,12 @@ static int sqlitebck_writer_write(struct sqlitebck_os_file *file,
     f->buf = (unsigned char *)malloc(SQLITEBCK_GATHER);
   }
   if (f->buf == 0 || n > SQLITEBCK_GATHER / 2) {
-    return sqlitebck_write_pieces(f->real, (const unsigned char *)data, n,
-                                  offset);
+    rc =
+        sqlitebck_write_pieces(f->real, (const unsigned char *)data, n, offset);
+    if (rc == SQLITE_OK) {
+      sqlitebck_written(f, n);
+    }
+    return rc;
   }
   memcpy(f->buf, data, (size_t)n);
   f->start = offset;
@@ -512,6 +592,8 @@ static int sqlitebck_open_with(struct sqlitebck_os *os, const char *name,
     return real_os->open(real_os, name, file, flags, out_flags);
   }
   memset(f, 0, sizeof *f);
+  f->name = name;
+  f->fd = -1;
   f->real = (struct sqlitebck_os_file *)((char *)file + SQLITEBCK_SHIM_SIZE);
   rc = real_os->open(real_os, name, f->real, flags, out_flags);
   real_io = f->real->methods;

@@ -63,13 +63,16 @@ def test_file_size_limit_keeps_an_existing_destination(
 
 @POSIX
 @pytest.mark.parametrize("pages", [0, 10])
+# 1 MB, cut at 200 kB; 10 MB, cut at 6 MB: after the writer asked for the
+# write-back of its first 4 MiB (csrc/vfs.c, SQLITEBCK_WRITEBACK).
+@pytest.mark.parametrize(("size", "limit"), [(3000, 200_123), (30_000, 6_000_123)])
 def test_file_size_limit_leaves_nothing_for_a_new_destination(
-    tmp_path: Path, pages: int, shims: bool
+    tmp_path: Path, pages: int, size: int, limit: int, shims: bool
 ) -> None:
-    source = make_db(tmp_path / "src.db", rows=3000)
+    source = make_db(tmp_path / "src.db", rows=size)
     child = python(
         FILE_MAY_NOT_GROW.format(
-            limit=200_123,
+            limit=limit,
             source=str(source),
             dest=str(tmp_path / "new.db"),
             pages=pages,

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import Connect, integrity, make_db, python, rows
+from helpers import Connect, integrity, make_db, open_fds, python, rows
 
 import sqlitebck
 from sqlitebck import _endpoints
@@ -20,6 +20,10 @@ from sqlitebck._sqlitebck import ffi, lib
 
 WRITER = "sqlitebck-writer"
 READER = "sqlitebck-reader"
+# Rows of 400-byte blobs for a database of about 9 MB: more than twice the
+# bytes after which the writer asks for write-back (SQLITEBCK_WRITEBACK, 4 MiB).
+WRITE_BACK_ROWS = 20_000
+POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX only")
 
 
 def dump(db: str | Path | sqlite3.Connection) -> list[str]:
@@ -245,3 +249,60 @@ def test_ctrl_c_through_the_shims_leaves_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src.db"]
     sqlitebck.copy(source, tmp_path / "new.db")
     assert dump(tmp_path / "new.db") == dump(source)
+
+
+@POSIX
+def test_large_new_files_leave_no_descriptor(tmp_path: Path, shims: bool) -> None:
+    # Files large enough for the writer's write-back requests, which open a
+    # descriptor of their own: closed with the file, whatever the source.
+    source = make_db(tmp_path / "src.db", rows=WRITE_BACK_ROWS, size=400)
+    expected = dump(source)
+    memory = sqlite3.connect(":memory:")
+    sqlitebck.copy(source, memory)
+    before = open_fds()
+    sqlitebck.copy(source, tmp_path / "new.db")
+    sqlitebck.copy(memory, tmp_path / "from-memory.db", pages=300)
+    assert open_fds() == before
+    for name in ("new.db", "from-memory.db"):
+        assert integrity(tmp_path / name) == "ok"
+        assert dump(tmp_path / name) == expected
+
+
+OUT_OF_DESCRIPTORS_MID_COPY = """
+    import os, sqlite3, sqlitebck
+    sqlitebck._endpoints.USE_SHIMS = {shims}
+    held, state = [], ["before"]
+    def progress(status, remaining, total):
+        # From the first batch until a quarter is left, not one descriptor
+        # is free: the writer's write-back requests cannot open theirs.
+        if state[0] == "before":
+            state[0] = "out"
+            try:
+                while True:
+                    held.append(os.open(os.devnull, os.O_RDONLY))
+            except OSError:
+                pass
+        elif state[0] == "out" and remaining * 4 < total:
+            state[0] = "after"
+            while held:
+                os.close(held.pop())
+    sqlitebck.copy({source!r}, {dest!r}, pages=200, progress=progress)
+    print("copied", state[0], len(os.listdir("/proc/self/fd")))
+"""
+
+
+@POSIX
+def test_out_of_descriptors_mid_copy_still_copies(tmp_path: Path, shims: bool) -> None:
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc")
+    source = make_db(tmp_path / "src.db", rows=WRITE_BACK_ROWS, size=400)
+    child = python(
+        OUT_OF_DESCRIPTORS_MID_COPY.format(
+            source=str(source), dest=str(tmp_path / "new.db"), shims=shims
+        )
+    )
+    out, err = child.communicate(timeout=120)
+    assert out.split()[:2] == ["copied", "after"], err
+    assert integrity(tmp_path / "new.db") == "ok"
+    assert dump(tmp_path / "new.db") == dump(source)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.db", "src.db"]
