@@ -37,7 +37,7 @@
 **     the caller between calls.
 */
 #ifndef _POSIX_C_SOURCE
-/* A feature-test macro, for clock_gettime() and getpid() under -std=c99. */
+/* A feature-test macro, for clock_gettime() under -std=c99. */
 #define _POSIX_C_SOURCE 200809L /* NOLINT(bugprone-reserved-identifier) */
 #endif
 
@@ -53,7 +53,6 @@
 #else
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 #endif
 
 /* Seconds on a monotonic clock (from an arbitrary origin). */
@@ -185,15 +184,6 @@ struct sqlitebck_job {
   long owner;                 /* the process that started the job */
   struct sqlitebck_error error;
 };
-
-/* The process this runs in, to tell a parent from its fork() children. */
-static long sqlitebck_process(void) {
-#ifdef _WIN32
-  return (long)GetCurrentProcessId();
-#else
-  return (long)getpid();
-#endif
-}
 
 /*
 ** Return 1 if JOB is open but was started by another process: this is a
@@ -826,7 +816,8 @@ static int sqlitebck_run(sqlitebck_job *job, int pages, int budget_ms,
                          int fresh) {
   /* FRESH: the job was opened by this very call, which checked the source
   ** for a write transaction already, holding the mutexes since. */
-  double deadline = sqlitebck_now() + budget_ms / 1000.0;
+  double deadline =
+      (fresh ? job->started : sqlitebck_now()) + budget_ms / 1000.0;
   int stepped = 0; /* steps taken by this call */
 
   if (job->batch_left <= 0) {

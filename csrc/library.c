@@ -35,6 +35,7 @@
 #else
 #include <dlfcn.h>
 #include <pthread.h>
+#include <unistd.h>
 #endif
 
 /*
@@ -94,6 +95,37 @@ static const struct sqlitebck_symbol sqlitebck_symbols[] = {
     {"sqlite3_vfs_find", offsetof(struct sqlitebck_api, vfs_find), 0},
     {"sqlite3_vfs_register", offsetof(struct sqlitebck_api, vfs_register), 0},
 };
+
+/*
+** THE PROCESS
+**
+** sqlitebck_process() is the id of the process it runs in, so that a job
+** can tell its parent's jobs from its own in a child of fork() (backup.c).
+** getpid() is a system call, a noticeable part of copying a small
+** database: the id is read once, when the first library is bound, and
+** again in every child of fork(), by a handler registered then. Should
+** registering fail, every call asks the system.
+*/
+#ifdef _WIN32
+long sqlitebck_process(void) { return (long)GetCurrentProcessId(); }
+static void sqlitebck_know_process(void) {}
+#else
+static volatile long sqlitebck_pid; /* 0: unknown, ask getpid() */
+
+static void sqlitebck_forked_child(void) { sqlitebck_pid = (long)getpid(); }
+
+/* Learn the process id and keep it current; called once, at first bind. */
+static void sqlitebck_know_process(void) {
+  if (pthread_atfork(0, 0, sqlitebck_forked_child) == 0) {
+    sqlitebck_pid = (long)getpid();
+  }
+}
+
+long sqlitebck_process(void) {
+  long pid = sqlitebck_pid;
+  return pid ? pid : (long)getpid();
+}
+#endif
 
 /*
 ** Resolve every function of struct sqlitebck_api from the SQLite library
@@ -177,6 +209,7 @@ int sqlitebck_bind(const char *library, int *index, char *err, int nerr) {
   *index = (int)i;
   if (fresh && i == 0) {
     sqlitebck_vfs_install(api.vfs_find, api.vfs_register);
+    sqlitebck_know_process();
   }
   return SQLITE_OK;
 }

@@ -1,6 +1,7 @@
 /*
 ** library.h -- what backup.c needs of library.c: the function table of a
-** bound SQLite library, the header reader and the process-wide lock.
+** bound SQLite library, the header reader, the process id and the
+** process-wide lock.
 ** Internal to the C core (Python sees sqlitebck.h).
 */
 #ifndef SQLITEBCK_LIBRARY_H
@@ -58,6 +59,7 @@ struct sqlitebck_api {
 const struct sqlitebck_api *sqlitebck_api_of(int library);
 int sqlitebck_read_file(const struct sqlitebck_api *api, sqlite3 *db,
                         const char *schema, unsigned char *buf, int n);
+long sqlitebck_process(void);
 void sqlitebck_list_lock(void);
 void sqlitebck_list_unlock(void);
 

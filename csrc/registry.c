@@ -23,6 +23,7 @@
 #include "registry.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct sqlitebck_user {
   sqlite3 *db;
@@ -38,6 +39,10 @@ struct sqlitebck_user {
 #define SQLITEBCK_BUSY_TAKEN 2     /* zero now; saved_ms to be given back */
 
 static struct sqlitebck_user *sqlitebck_users;
+/* Entries no longer listed, kept for reuse: allocating and freeing one per
+** connection and copy costs a small copy dearly (the allocator then
+** consolidates its free chunks whenever SQLite asks for a page). */
+static struct sqlitebck_user *sqlitebck_spare_users;
 
 /* sqlite3_exec() callback: store the first column of a row as an int. */
 static int sqlitebck_registry_int_column(void *out, int ncol, char **values,
@@ -67,7 +72,13 @@ static struct sqlitebck_user *sqlitebck_find_user(const sqlite3 *db) {
 static struct sqlitebck_user *sqlitebck_entry(sqlite3 *db) {
   struct sqlitebck_user *u = sqlitebck_find_user(db);
   if (u == 0) {
-    u = (struct sqlitebck_user *)calloc(1, sizeof *u);
+    u = sqlitebck_spare_users;
+    if (u) {
+      sqlitebck_spare_users = u->next;
+      memset(u, 0, sizeof *u);
+    } else {
+      u = (struct sqlitebck_user *)calloc(1, sizeof *u);
+    }
     if (u) {
       u->db = db;
       u->next = sqlitebck_users;
@@ -79,7 +90,8 @@ static struct sqlitebck_user *sqlitebck_entry(sqlite3 *db) {
 
 /*
 ** Take DB's entry off the list if no job uses it any more, and return it
-** (the caller frees it), else return 0. The caller holds the lock.
+** (the caller gives it to sqlitebck_spare()), else return 0. The caller
+** holds the lock.
 */
 static struct sqlitebck_user *sqlitebck_drop_unused(const sqlite3 *db) {
   struct sqlitebck_user **p;
@@ -94,6 +106,15 @@ static struct sqlitebck_user *sqlitebck_drop_unused(const sqlite3 *db) {
     }
   }
   return 0;
+}
+
+/* Keep entry U (0: none), off the list, for reuse. The caller holds the
+** lock. */
+static void sqlitebck_spare(struct sqlitebck_user *u) {
+  if (u) {
+    u->next = sqlitebck_spare_users;
+    sqlitebck_spare_users = u;
+  }
 }
 
 /*
@@ -134,9 +155,10 @@ int sqlitebck_registry_add(sqlite3 *src, sqlite3 *dst, const char **conflict) {
   if (*conflict) {
     rc = SQLITE_ERROR;
   }
-  s = rc == SQLITE_NOMEM ? sqlitebck_drop_unused(src) : 0;
+  if (rc == SQLITE_NOMEM) {
+    sqlitebck_spare(sqlitebck_drop_unused(src));
+  }
   sqlitebck_list_unlock();
-  free(s);
   return rc;
 }
 
@@ -193,11 +215,12 @@ void sqlitebck_registry_remove(const struct sqlitebck_api *api, sqlite3 *src,
   gone[1] = sqlitebck_drop_unused(dst);
   sqlitebck_list_unlock();
   for (i = 0; i < 2; i++) {
-    if (gone[i]) {
-      if (gone[i]->busy == SQLITEBCK_BUSY_TAKEN) {
-        api->busy_timeout(gone[i]->db, gone[i]->saved_ms);
-      }
-      free(gone[i]);
+    if (gone[i] && gone[i]->busy == SQLITEBCK_BUSY_TAKEN) {
+      api->busy_timeout(gone[i]->db, gone[i]->saved_ms);
     }
   }
+  sqlitebck_list_lock();
+  sqlitebck_spare(gone[0]);
+  sqlitebck_spare(gone[1]);
+  sqlitebck_list_unlock();
 }
