@@ -71,8 +71,11 @@ def page_count(conn: sqlite3.Connection, schema: str = "main") -> int:
 
 
 def python(code: str, **kw: Any) -> subprocess.Popen[str]:
-    """Start a child Python running ``code`` (dedented), pipes on stdio."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    """Start a child Python running ``code`` (dedented), pipes on stdio; it
+    can import this module (``from helpers import writable``)."""
+    here = str(Path(__file__).parent)
+    path = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
     # Not the project folder: "-c" would import the uncompiled source tree.
     kw.setdefault("cwd", tempfile.gettempdir())
     return subprocess.Popen(

@@ -41,6 +41,7 @@ def with_args(code: str, *args: object) -> str:
 SIGNAL_FUZZ = r"""
 import json, os, random, signal, sqlite3, sys, time, traceback
 import sqlitebck
+from helpers import writable
 
 source, dest, mode, trials, seed, shims = sys.argv[1:7]
 trials, rng = int(trials), random.Random(int(seed))
@@ -63,17 +64,6 @@ def content(path):
         if "t" not in names:
             return ok, names, None
         return ok, names, conn.execute("SELECT count(*) FROM t").fetchone()[0]
-    finally:
-        conn.close()
-
-def writable(path):
-    conn = sqlite3.connect(path, timeout=0)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:
-        return False
     finally:
         conn.close()
 
