@@ -15,23 +15,27 @@ very SQLite library that module loaded::
 
 The map, for contributors (imports run down this list, never up):
 
-- ``__init__``: the public API: :func:`copy`, and what the others define.
+- ``__init__``: the public API, defined by the modules below.
 - ``cli``: the ``sqlitebck`` command (``__main__``: ``python -m sqlitebck``).
 - ``_aio``: :func:`acopy`, a copy on another thread for asyncio.
 - ``_backup``: :class:`Backup`, a copy stepped by its caller.
-- ``_engine``: one copy from checked settings to its result (``Job``: the
-  C job's start and steps; a C job is ended directly in the ``except``
-  clauses around its calls, here and in ``_backup``).
+- ``_engine``: :func:`copy`, one copy from checked settings
+  (``Settings``, one validator) to its result (``Job``: the C job's start
+  and steps; a C job is ended directly in the ``except`` clauses around its
+  calls, here and in ``_backup``).
 - ``_endpoints``: paths opened, new files published, the VFS shims chosen.
 - ``_frameworks``: the connections inside SQLAlchemy, Django, aiosqlite, ...
+- ``django``: Django's SQLite backend, test databases cloned by sqlitebck.
 - ``_binding``: which SQLite library a connection belongs to, its handle.
 - ``_interrupts``: Ctrl-C held back while files are opened and published.
 - ``_errors``: result codes turned into each module's own exceptions.
 - ``_unbuilt``: why no compiled core was found (a source checkout), in one line.
 - ``_sqlitebck`` (cffi, from ``csrc/``): ``library.c``, the SQLite
-  libraries bound and the connections' handles; ``backup.c``, the job
-  (connections in use, snapshots, steps); ``vfs.c``, the shims;
-  ``sqlitebck.h``, what Python sees; ``sqlite_abi.h``, SQLite's objects.
+  libraries bound, the connections' handles, the process id;
+  ``registry.c``, the connections in use and their busy timeouts;
+  ``backup.c``, the job (snapshots, steps, guards, fence); ``vfs.c``, the
+  shims; ``sqlitebck.h``, what Python sees; ``sqlite_abi.h``, SQLite's
+  objects.
 
 One ``copy(src, dst)`` of two ``sqlite3`` connections: ``_engine.copy``
 takes the settings (checked by ``_engine.settings`` unless they are the
