@@ -34,7 +34,8 @@
 ** otherwise.
 */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
-#define _GNU_SOURCE /* sync_file_range() */
+/* A feature-test macro, for sync_file_range(). */
+#define _GNU_SOURCE /* NOLINT(bugprone-reserved-identifier) */
 #endif
 #include "sqlitebck.h"
 
