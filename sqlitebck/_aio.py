@@ -21,7 +21,9 @@ always the same one; only the module's thread check
 check while the copy runs (``_binding.parked``). The parked thread waits
 for the loop to say the copy is over (which it says however the copy ends:
 error, cancellation), and the copy's thread starts only once the other is
-parked, so neither waits for the other.
+parked, so neither waits for the other. Two such copies that share an end
+take turns (``_taking_turns``): else ``acopy(a, b)`` and ``acopy(b, a)``
+could each park the thread the other's copy needs, and wait forever.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import threading
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Callable
 
 from sqlitebck import _binding
@@ -59,6 +61,47 @@ _DATASETTE = "datasette.database.Database"
 # What a function run on a runner's thread hands back: its result, or the
 # exception it raised (Datasette's write thread would die of a BaseException).
 _Outcome = tuple[bool, Any]
+
+
+class _Turn:
+    """The turns of the copies between two runners that one runner takes
+    part in: a lock, and how many copies hold it or wait for it."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+# By the id of the runner: an entry lives only while a copy that holds the
+# runner (which keeps it alive, and its id unique) holds or waits for it.
+_TURNS: dict[int, _Turn] = {}
+
+
+@contextlib.asynccontextmanager
+async def _taking_turns(ends: tuple[object, object]) -> AsyncIterator[None]:
+    """If both ends are runners, wait until neither takes part in another
+    copy between two runners, and hold both until the block ends. The locks
+    are taken in one order (by id), so that copies in a cycle (``a`` to
+    ``b`` and ``b`` to ``a``) run one after the other, not each parking the
+    thread that the other's copy runs on."""
+    if not all(is_runner(end) for end in ends):
+        yield
+        return
+    turns: list[tuple[int, _Turn]] = []
+    for end in sorted(ends, key=id):
+        turn = _TURNS.setdefault(id(end), _Turn())
+        turn.users += 1
+        turns.append((id(end), turn))
+    try:
+        async with contextlib.AsyncExitStack() as held:
+            for _, turn in turns:
+                await held.enter_async_context(turn.lock)
+            yield
+    finally:
+        for key, turn in turns:
+            turn.users -= 1
+            if not turn.users:
+                del _TURNS[key]
 
 
 class _Cancelled(BaseException):
@@ -221,7 +264,8 @@ async def acopy(
         if ends[0] is ends[1] and ends[0] is not None:
             raise ValueError("source and dest are the same connection")
         try:
-            return await _acopy(ends, checked, keep_wal)
+            async with _taking_turns(ends):
+                return await _acopy(ends, checked, keep_wal)
         except BaseException as e:
             if hasattr(e, "sqlite_errorcode"):
                 explain(e, source, dest)
