@@ -53,6 +53,9 @@ Progress = Callable[[int, int, int], object]
 DEFAULT_TIMEOUT = 5.0
 C_INT_MIN = -(2**31)
 C_INT_MAX = 2**31 - 1
+# The longest pause between batches: one day (time.sleep refuses far longer
+# ones, and only after the copy has begun).
+MAX_SLEEP_MS = 86_400_000
 # Longest time one C call copies before returning to Python, so that signals
 # (Ctrl-C), progress reports and timeouts are served several times a second.
 BUDGET_MS = 50
@@ -551,8 +554,10 @@ def check_sleep(sleep: object) -> float:
         raise TypeError(
             f"sleep must be a number of milliseconds, not {type(sleep).__name__}"
         )
-    if not math.isfinite(sleep) or sleep < 0:
-        raise ValueError(f"sleep must be finite and >= 0, not {sleep!r}")
+    if not 0 <= sleep <= MAX_SLEEP_MS:  # NaN and infinities too
+        raise ValueError(
+            f"sleep must be between 0 and {MAX_SLEEP_MS} (one day), not {sleep!r}"
+        )
     return sleep / 1000.0
 
 

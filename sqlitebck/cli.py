@@ -25,7 +25,12 @@ from typing import Callable, TextIO
 
 import sqlitebck
 from sqlitebck._endpoints import connect
-from sqlitebck._engine import C_INT_MAX, C_INT_MIN, DEFAULT_TIMEOUT
+from sqlitebck._engine import (
+    DEFAULT_TIMEOUT,
+    check_pages,
+    check_sleep,
+    check_timeout,
+)
 from sqlitebck._errors import SQLITE_DONE, waits_for_a_lock
 
 EXIT_OK = 0
@@ -174,8 +179,6 @@ class ProgressBar:
             self._out.flush()
 
 
-# Longest --sleep: one day (time.sleep refuses far longer ones).
-MAX_SLEEP_MS = 86_400_000.0
 # How many fresh names a dated backup tries if another one takes its name.
 _NAME_ATTEMPTS = 5
 _STAMP = re.compile(r"-\d{8}T\d{6}\.\d{6}Z")
@@ -212,21 +215,30 @@ def _integrity(path: str) -> str:
 
 
 def _number(
-    kind: Callable[[str], float], name: str, ok: Callable[[float], bool], rule: str
+    kind: Callable[[str], float], check: Callable[[float], object]
 ) -> Callable[[str], float]:
-    """An argparse type: ``kind(text)`` if ``ok`` says so, else a usage error."""
+    """An argparse type: ``kind(text)`` if ``check``, the engine's validator
+    of that setting (the API's own rule), accepts it, else a usage error."""
 
     def convert(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"{text} is not {rule}")
+        try:
+            check(value)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
         return value
 
-    convert.__name__ = name
+    convert.__name__ = check.__name__.replace("check_", "")
     return convert
+
+
+def check_keep(keep: float) -> None:
+    """How many backups ``--keep`` keeps: at least one."""
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, not {keep}")
 
 
 def _path_argument(text: str) -> str:
@@ -260,7 +272,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--pages",
-        type=_number(int, "pages", lambda n: C_INT_MIN <= n <= C_INT_MAX, "a C int"),
+        type=_number(int, check_pages),
         default=0,
         metavar="N",
         help=(
@@ -270,16 +282,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--sleep",
-        type=_number(
-            float, "sleep", lambda x: 0 <= x <= MAX_SLEEP_MS, "between 0 and 86400000"
-        ),
+        type=_number(float, check_sleep),
         default=0,
         metavar="MS",
         help="milliseconds between batches (default 0, at most one day)",
     )
     parser.add_argument(
         "--timeout",
-        type=_number(float, "timeout", lambda x: x >= 0, ">= 0 (inf: forever)"),
+        type=_number(float, check_timeout),
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=(
@@ -300,7 +310,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--keep",
-        type=_number(int, "keep", lambda n: n >= 1, ">= 1"),
+        type=_number(int, check_keep),
         metavar="N",
         help="with a folder as DEST: then delete the oldest backups of SOURCE "
         "there, keeping the newest N",

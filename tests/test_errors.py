@@ -206,6 +206,7 @@ def test_extreme_valid_pages(src: sqlite3.Connection, dst: sqlite3.Connection) -
         (-0.5, ValueError),
         (float("nan"), ValueError),
         (float("inf"), ValueError),
+        (86_400_001, ValueError),  # more than a day between batches
         (True, TypeError),
         ("10", TypeError),
         (None, TypeError),
