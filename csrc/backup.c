@@ -524,8 +524,9 @@ static void sqlitebck_free_schema(sqlitebck_job *job) {
 ** job, its SQL length limit is zero, its commit and rollback hooks count
 ** what its owner does to its transaction, and its autocommit flag and
 ** change count are noted, for sqlitebck_check_dst(). Called by
-** sqlitebck_guard(), once the guards are prepared (the limit refuses them
-** too), whenever the caller's code is about to run with the backup started.
+** sqlitebck_guard(), before it prepares the guards (whose preparation runs
+** the caller's authorizer), whenever the caller's code is about to run with
+** the backup started.
 */
 static void sqlitebck_fence(sqlitebck_job *job) {
   job->dst_sql_limit = job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH, 0);
@@ -550,11 +551,41 @@ static void sqlitebck_fence(sqlitebck_job *job) {
 #define SQLITEBCK_GUARD_SQL "BEGIN"
 
 /*
-** Prepare the guard statements of both connections, unless already done.
-** Returns SQLITE_OK, or the error of preparing one (the caller's authorizer
-** may refuse it; the message says what was refused).
+** Prepare the guard statements of both connections, unless already done,
+** fencing the destination first if the backup is started. Preparing a
+** statement runs the caller's authorizer, which may use the other
+** connection: once the backup has begun, the destination is fenced before
+** anything is prepared (the source's authorizer is then refused a
+** statement on it, or a sqlite3_deserialize()), and guarded before the
+** source (so that the source's authorizer cannot free it by closing it; the
+** source of a backup is never freed by a close). Returns SQLITE_OK, or the
+** error of preparing one (the caller's authorizer may refuse it; the
+** message says what was refused).
 */
 static int sqlitebck_guard(sqlitebck_job *job) {
+  if (job->backup && !job->fenced) {
+    sqlitebck_fence(job);
+  }
+  if (job->dst_guard == 0) {
+    int rc;
+    /* A fenced destination refuses statements: its SQL length limit is
+    ** lifted for this one alone. */
+    if (job->fenced) {
+      job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH,
+                      (int)sizeof SQLITEBCK_GUARD_SQL);
+    }
+    rc = job->api->prepare_v2(job->dst, SQLITEBCK_GUARD_SQL, -1,
+                              &job->dst_guard, 0);
+    if (job->fenced) {
+      job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH, 0);
+    }
+    if (rc != SQLITE_OK) {
+      return sqlitebck_fail_on(job, job->dst,
+                               "could not prepare the statement that keeps the "
+                               "destination connection open during the copy "
+                               "(" SQLITEBCK_GUARD_SQL ", never run)");
+    }
+  }
   if (job->src_guard == 0 &&
       job->api->prepare_v2(job->src, SQLITEBCK_GUARD_SQL, -1, &job->src_guard,
                            0) != SQLITE_OK) {
@@ -562,17 +593,6 @@ static int sqlitebck_guard(sqlitebck_job *job) {
                              "could not prepare the statement that keeps the "
                              "source connection open during the copy "
                              "(" SQLITEBCK_GUARD_SQL ", never run)");
-  }
-  if (job->dst_guard == 0 &&
-      job->api->prepare_v2(job->dst, SQLITEBCK_GUARD_SQL, -1, &job->dst_guard,
-                           0) != SQLITE_OK) {
-    return sqlitebck_fail_on(job, job->dst,
-                             "could not prepare the statement that keeps the "
-                             "destination connection open during the copy "
-                             "(" SQLITEBCK_GUARD_SQL ", never run)");
-  }
-  if (job->backup && !job->fenced) {
-    sqlitebck_fence(job);
   }
   return SQLITE_OK;
 }
