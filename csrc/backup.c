@@ -718,6 +718,12 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
   sqlitebck_enter(job);
   job->counts.open = 1;
 
+  /* A mistake whatever state the connection is in: said first. */
+  if (src == dst) {
+    sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_VALUE,
+                   "source and dest are the same connection", 0);
+    goto fail;
+  }
   /* What sqlite3_backup_init() refuses, said more plainly: a transaction
   ** (read or write) open on the destination database. A connection whose
   ** autocommit flag is off but which has not read yet (Python 3.12's
@@ -741,11 +747,6 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
   }
   src_file = job->api->db_filename(src, src_schema);
   dst_file = job->api->db_filename(dst, dst_schema);
-  if (src == dst) {
-    sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_VALUE,
-                   "source and dest are the same connection", 0);
-    goto fail;
-  }
   if (sqlitebck_same_file(src_file, dst_file)) {
     sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_VALUE,
                    "source and destination are the same database file", 0);
