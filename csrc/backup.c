@@ -715,15 +715,25 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
   job->src = src;
   job->dst = dst;
   job->owner = sqlitebck_process();
+  /* A mistake whatever state the connection is in: said first. */
+  if (src == dst) {
+    return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_VALUE,
+                          "source and dest are the same connection", 0);
+  }
+  /* Listed before the mutexes are taken: a job that conflicts with a
+  ** running one is refused without waiting for them. Two jobs that may
+  ** run at once share at most their source, so that taking the mutexes
+  ** source first never waits in a cycle (copies from X to Y and from Y to X
+  ** started by two threads at once would otherwise wait for each other for
+  ** ever, each holding its source's mutex). */
+  rc = sqlitebck_registry_add(src, dst, &conflict);
+  if (rc != SQLITE_OK) {
+    return sqlitebck_fail(job, rc, SQLITEBCK_FAULT_NONE, conflict, 0);
+  }
+  job->listed = 1;
   sqlitebck_enter(job);
   job->counts.open = 1;
 
-  /* A mistake whatever state the connection is in: said first. */
-  if (src == dst) {
-    sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_VALUE,
-                   "source and dest are the same connection", 0);
-    goto fail;
-  }
   /* What sqlite3_backup_init() refuses, said more plainly: a transaction
   ** (read or write) open on the destination database. A connection whose
   ** autocommit flag is off but which has not read yet (Python 3.12's
@@ -752,12 +762,6 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
                    "source and destination are the same database file", 0);
     goto fail;
   }
-  rc = sqlitebck_registry_add(src, dst, &conflict);
-  if (rc != SQLITE_OK) {
-    sqlitebck_fail(job, rc, SQLITEBCK_FAULT_NONE, conflict, 0);
-    goto fail;
-  }
-  job->listed = 1;
   length = strlen(src_schema);
   if (length < sizeof job->schema_buf) {
     job->src_schema = memcpy(job->schema_buf, src_schema, length + 1);

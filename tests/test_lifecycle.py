@@ -834,3 +834,45 @@ def test_a_source_authorizer_that_closes_the_destination(how: str) -> None:
     out, err = child.communicate(timeout=60)
     assert child.returncode == 0, err  # not a crash
     assert out.strip() == "ProgrammingError Cannot operate on a closed database.", out
+
+
+# A child whose two threads copy X over Y and Y over X, again and again, at
+# the same moments: one of the two copies is refused while the other runs,
+# and neither waits for the other for ever (each holding its own source).
+CROSSED_COPIES = r"""
+import sqlite3, sys, threading
+import sqlitebck
+
+x = sqlite3.connect(":memory:", check_same_thread=False)
+y = sqlite3.connect(":memory:", check_same_thread=False)
+for conn in (x, y):
+    conn.execute("CREATE TABLE t(x)")
+    conn.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 2000)
+    conn.commit()
+outcomes = set()
+
+def copier(source, dest):
+    for _ in range(1000):
+        try:
+            sqlitebck.copy(source, dest)
+            outcomes.add("copied")
+        except sqlite3.OperationalError as e:
+            outcomes.add("refused" if "another copy" in str(e) else repr(e))
+
+threads = [threading.Thread(target=copier, args=ends) for ends in ((x, y), (y, x))]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(sorted(outcomes))
+"""
+
+
+def test_crossed_copies_from_two_threads_never_wait_for_each_other() -> None:
+    child = python(CROSSED_COPIES)
+    try:
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    assert set(json.loads(out.replace("'", '"'))) <= {"copied", "refused"}, out
