@@ -514,8 +514,9 @@ static void sqlitebck_free_schema(sqlitebck_job *job) {
 ** job, its SQL length limit is zero, its commit and rollback hooks count
 ** what its owner does to its transaction, and its autocommit flag and
 ** change count are noted, for sqlitebck_check_dst(). Called by
-** sqlitebck_guard(), once the guards are prepared (the limit refuses them
-** too), whenever the caller's code is about to run with the backup started.
+** sqlitebck_guard(), before it prepares the guards (whose preparation runs
+** the caller's authorizer), whenever the caller's code is about to run with
+** the backup started.
 */
 static void sqlitebck_fence(sqlitebck_job *job) {
   job->dst_sql_limit = job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH, 0);
@@ -540,11 +541,41 @@ static void sqlitebck_fence(sqlitebck_job *job) {
 #define SQLITEBCK_GUARD_SQL "BEGIN"
 
 /*
-** Prepare the guard statements of both connections, unless already done.
-** Returns SQLITE_OK, or the error of preparing one (the caller's authorizer
-** may refuse it; the message says what was refused).
+** Prepare the guard statements of both connections, unless already done,
+** fencing the destination first if the backup is started. Preparing a
+** statement runs the caller's authorizer, which may use the other
+** connection: once the backup has begun, the destination is fenced before
+** anything is prepared (the source's authorizer is then refused a
+** statement on it, or a sqlite3_deserialize()), and guarded before the
+** source (so that the source's authorizer cannot free it by closing it; the
+** source of a backup is never freed by a close). Returns SQLITE_OK, or the
+** error of preparing one (the caller's authorizer may refuse it; the
+** message says what was refused).
 */
 static int sqlitebck_guard(sqlitebck_job *job) {
+  if (job->backup && !job->fenced) {
+    sqlitebck_fence(job);
+  }
+  if (job->dst_guard == 0) {
+    int rc;
+    /* A fenced destination refuses statements: its SQL length limit is
+    ** lifted for this one alone. */
+    if (job->fenced) {
+      job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH,
+                      (int)sizeof SQLITEBCK_GUARD_SQL);
+    }
+    rc = job->api->prepare_v2(job->dst, SQLITEBCK_GUARD_SQL, -1,
+                              &job->dst_guard, 0);
+    if (job->fenced) {
+      job->api->limit(job->dst, SQLITE_LIMIT_SQL_LENGTH, 0);
+    }
+    if (rc != SQLITE_OK) {
+      return sqlitebck_fail_on(job, job->dst,
+                               "could not prepare the statement that keeps the "
+                               "destination connection open during the copy "
+                               "(" SQLITEBCK_GUARD_SQL ", never run)");
+    }
+  }
   if (job->src_guard == 0 &&
       job->api->prepare_v2(job->src, SQLITEBCK_GUARD_SQL, -1, &job->src_guard,
                            0) != SQLITE_OK) {
@@ -552,17 +583,6 @@ static int sqlitebck_guard(sqlitebck_job *job) {
                              "could not prepare the statement that keeps the "
                              "source connection open during the copy "
                              "(" SQLITEBCK_GUARD_SQL ", never run)");
-  }
-  if (job->dst_guard == 0 &&
-      job->api->prepare_v2(job->dst, SQLITEBCK_GUARD_SQL, -1, &job->dst_guard,
-                           0) != SQLITE_OK) {
-    return sqlitebck_fail_on(job, job->dst,
-                             "could not prepare the statement that keeps the "
-                             "destination connection open during the copy "
-                             "(" SQLITEBCK_GUARD_SQL ", never run)");
-  }
-  if (job->backup && !job->fenced) {
-    sqlitebck_fence(job);
   }
   return SQLITE_OK;
 }
@@ -685,6 +705,22 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
   job->src = src;
   job->dst = dst;
   job->owner = sqlitebck_process();
+  /* A mistake whatever state the connection is in: said first. */
+  if (src == dst) {
+    return sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_VALUE,
+                          "source and dest are the same connection", 0);
+  }
+  /* Listed before the mutexes are taken: a job that conflicts with a
+  ** running one is refused without waiting for them. Two jobs that may
+  ** run at once share at most their source, so that taking the mutexes
+  ** source first never waits in a cycle (copies from X to Y and from Y to X
+  ** started by two threads at once would otherwise wait for each other for
+  ** ever, each holding its source's mutex). */
+  rc = sqlitebck_registry_add(src, dst, &conflict);
+  if (rc != SQLITE_OK) {
+    return sqlitebck_fail(job, rc, SQLITEBCK_FAULT_NONE, conflict, 0);
+  }
+  job->listed = 1;
   sqlitebck_enter(job);
   job->counts.open = 1;
 
@@ -711,22 +747,11 @@ static int sqlitebck_open(sqlitebck_job *job, int library,
   }
   src_file = job->api->db_filename(src, src_schema);
   dst_file = job->api->db_filename(dst, dst_schema);
-  if (src == dst) {
-    sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_VALUE,
-                   "source and dest are the same connection", 0);
-    goto fail;
-  }
   if (sqlitebck_same_file(src_file, dst_file)) {
     sqlitebck_fail(job, SQLITE_MISUSE, SQLITEBCK_FAULT_VALUE,
                    "source and destination are the same database file", 0);
     goto fail;
   }
-  rc = sqlitebck_registry_add(src, dst, &conflict);
-  if (rc != SQLITE_OK) {
-    sqlitebck_fail(job, rc, SQLITEBCK_FAULT_NONE, conflict, 0);
-    goto fail;
-  }
-  job->listed = 1;
   length = strlen(src_schema);
   if (length < sizeof job->schema_buf) {
     job->src_schema = memcpy(job->schema_buf, src_schema, length + 1);

@@ -139,7 +139,7 @@ def test_same_rules_as_copy(
     with pytest.raises(sqlite3.OperationalError, match="write transaction"):
         backup.step(1)
     with pytest.raises(sqlite3.OperationalError, match="write transaction"):
-        sqlitebck.Backup(src, dst)
+        sqlitebck.Backup(src, connect(":memory:"))  # (dst is being written)
     src.commit()
     assert backup.step() is True
     backup.close()

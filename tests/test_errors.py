@@ -40,6 +40,15 @@ def test_cursor_is_not_a_connection(src: sqlite3.Connection) -> None:
 def test_same_connection_is_value_error(src: sqlite3.Connection) -> None:
     with pytest.raises(ValueError, match="same connection"):
         sqlitebck.copy(src, src)
+    # Whatever state the connection is in: a transaction open on it (which
+    # would refuse it as a destination, or as a source) changes nothing.
+    src.execute("INSERT INTO t(v) VALUES ('x')")
+    assert src.in_transaction
+    with pytest.raises(ValueError, match="same connection"):
+        sqlitebck.copy(src, src)
+    with pytest.raises(ValueError, match="same connection"):
+        sqlitebck.Backup(src, src)
+    src.rollback()
 
 
 def test_same_file_is_value_error_before_writing(

@@ -705,3 +705,164 @@ def test_replacing_the_destination_during_a_copy_is_refused(
     assert "accepted" not in refused and refused != "[]", refused
     assert int(count) == 400
     assert rows(dest) == rows(source)
+
+
+# A child that copies between connections in memory while the source's
+# authorizer uses the destination: it runs when the copy prepares the
+# statement that keeps the source alive, after the backup has begun (when
+# the first call returns with the copy unfinished, or before the second step
+# of one call), and writes a row into the destination, or commits it, or
+# replaces its database. Each must be refused, as the destination is being
+# written, or at worst abandon the copy: never a crash, never a half-copied
+# destination.
+USE_DURING_GUARD = r"""
+import sqlite3, sys
+import sqlitebck
+
+use, how = sys.argv[1:3]
+src = sqlite3.connect(":memory:")
+src.execute("CREATE TABLE t(x)")
+n = 3000 if how == "one-call" else 400
+src.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * n)
+src.commit()
+dst = sqlite3.connect(":memory:", isolation_level=None)
+dst.execute("CREATE TABLE old(x)")
+dst.execute("INSERT INTO old VALUES (1)")
+other = sqlite3.connect(":memory:")
+other.execute("CREATE TABLE other(x)")
+data = other.serialize()
+outcome = []
+
+def authorizer(action, *args):
+    if action == sqlite3.SQLITE_TRANSACTION and not outcome:
+        try:
+            if use == "write":
+                dst.execute("INSERT INTO old VALUES (2)")
+            elif use == "commit":
+                dst.execute("BEGIN")
+                dst.execute("COMMIT")
+            else:
+                dst.deserialize(data)
+            outcome.append("accepted")
+        except sqlite3.Error as e:
+            outcome.append(type(e).__name__)
+    return sqlite3.SQLITE_OK
+
+src.set_authorizer(authorizer)
+try:
+    if how == "backup":
+        with sqlitebck.Backup(src, dst) as backup:
+            while not backup.step(5):
+                pass
+    else:
+        sqlitebck.copy(src, dst, pages=5 if how == "batches" else 0)
+    copied = "copied"
+except sqlite3.ProgrammingError as e:
+    copied = "abandoned" if "used during the copy" in str(e) else repr(e)
+if dst.in_transaction:
+    dst.rollback()
+names = [r[0] for r in dst.execute("SELECT name FROM sqlite_master")]
+print(outcome, copied, dst.execute("PRAGMA integrity_check").fetchone()[0], names)
+"""
+
+
+@pytest.mark.parametrize("how", ["batches", "backup", "one-call"])
+@pytest.mark.parametrize("use", ["write", "commit", "deserialize"])
+def test_a_source_authorizer_that_uses_the_destination_is_refused(
+    use: str, how: str
+) -> None:
+    if use == "deserialize" and not hasattr(sqlite3.Connection, "deserialize"):
+        pytest.skip("Python 3.11+")
+    child = python(with_args(USE_DURING_GUARD, use, how))
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err  # not a crash
+    outcome, copied, ok, names = out.strip().rsplit(" ", 3)
+    assert "accepted" not in outcome and outcome != "[]", out
+    assert ok == "ok", out
+    if copied == "copied":
+        assert names == "['t']", out
+    else:
+        assert copied == "abandoned" and names == "['old']", out
+
+
+# The same, with the source's authorizer closing the destination: the
+# destination must stay allocated (a zombie, freed when the copy lets it go)
+# and the copy end as for any connection closed during it.
+CLOSE_DURING_GUARD = r"""
+import sqlite3, sys
+import sqlitebck
+
+how = sys.argv[1]
+src = sqlite3.connect(":memory:")
+src.execute("CREATE TABLE t(x)")
+src.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 400)
+src.commit()
+dst = sqlite3.connect(":memory:")
+
+def authorizer(action, *args):
+    if action == sqlite3.SQLITE_TRANSACTION:
+        dst.close()
+    return sqlite3.SQLITE_OK
+
+src.set_authorizer(authorizer)
+try:
+    if how == "backup":
+        with sqlitebck.Backup(src, dst) as backup:
+            while not backup.step(5):
+                pass
+    else:
+        sqlitebck.copy(src, dst, pages=5)
+    print("copied")
+except sqlite3.Error as e:
+    print(type(e).__name__, e)
+"""
+
+
+@pytest.mark.parametrize("how", ["copy", "backup"])
+def test_a_source_authorizer_that_closes_the_destination(how: str) -> None:
+    child = python(with_args(CLOSE_DURING_GUARD, how))
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err  # not a crash
+    assert out.strip() == "ProgrammingError Cannot operate on a closed database.", out
+
+
+# A child whose two threads copy X over Y and Y over X, again and again, at
+# the same moments: one of the two copies is refused while the other runs,
+# and neither waits for the other for ever (each holding its own source).
+CROSSED_COPIES = r"""
+import sqlite3, sys, threading
+import sqlitebck
+
+x = sqlite3.connect(":memory:", check_same_thread=False)
+y = sqlite3.connect(":memory:", check_same_thread=False)
+for conn in (x, y):
+    conn.execute("CREATE TABLE t(x)")
+    conn.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 2000)
+    conn.commit()
+outcomes = set()
+
+def copier(source, dest):
+    for _ in range(1000):
+        try:
+            sqlitebck.copy(source, dest)
+            outcomes.add("copied")
+        except sqlite3.OperationalError as e:
+            outcomes.add("refused" if "another copy" in str(e) else repr(e))
+
+threads = [threading.Thread(target=copier, args=ends) for ends in ((x, y), (y, x))]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(sorted(outcomes))
+"""
+
+
+def test_crossed_copies_from_two_threads_never_wait_for_each_other() -> None:
+    child = python(CROSSED_COPIES)
+    try:
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    assert set(json.loads(out.replace("'", '"'))) <= {"copied", "refused"}, out
