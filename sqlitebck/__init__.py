@@ -15,8 +15,10 @@ very SQLite library that module loaded::
 
 The map, for contributors (imports run down this list, never up):
 
+- ``cli``: the ``sqlitebck`` command (``__main__``: ``python -m sqlitebck``),
+  and ``django``: Django's SQLite backend whose test databases are cloned by
+  sqlitebck, and a django-dbbackup connector; both use the public API only.
 - ``__init__``: the public API, defined by the modules below.
-- ``cli``: the ``sqlitebck`` command (``__main__``: ``python -m sqlitebck``).
 - ``_aio``: :func:`acopy`, a copy on another thread for asyncio.
 - ``_backup``: :class:`Backup`, a copy stepped by its caller.
 - ``_engine``: :func:`copy`, one copy from checked settings
@@ -25,7 +27,6 @@ The map, for contributors (imports run down this list, never up):
   calls, here and in ``_backup``).
 - ``_endpoints``: paths opened, new files published, the VFS shims chosen.
 - ``_frameworks``: the connections inside SQLAlchemy, Django, aiosqlite, ...
-- ``django``: Django's SQLite backend, test databases cloned by sqlitebck.
 - ``_binding``: which SQLite library a connection belongs to, its handle.
 - ``_interrupts``: Ctrl-C held back while files are opened and published.
 - ``_errors``: result codes turned into each module's own exceptions.
