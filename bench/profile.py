@@ -28,10 +28,12 @@ the child around the copy through perf's control FIFO): on-CPU time per copy
 and its split by library and by function (Debian's libsqlite3 is stripped:
 its time is one line). --base PYTHON adds the modes "file" and "memory" run by
 another interpreter (e.g. a venv with the previous release installed), so
-that before and after run side by side.
+that before and after run side by side; --variant LABEL=PYTHON (repeatable)
+does the same for any number of builds (e.g. one per tuning constant).
 
 Run: python bench/profile.py [--mb 100] [--rounds 7] [--strace] [--perf]
-     [--base /tmp/venv-old/bin/python] [--modes file,memory,floor,...]
+     [--base /tmp/venv-old/bin/python] [--variant wb8=/tmp/wb8/python ...]
+     [--modes file,memory,floor,...]
 """
 
 from __future__ import annotations
@@ -305,6 +307,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--base", help="another interpreter: its file and memory")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=PYTHON",
+        help="one more interpreter (repeatable): its file and memory",
+    )
     parser.add_argument("--strace", action="store_true")
     parser.add_argument("--perf", action="store_true")
     parser.add_argument("--dir", type=Path, default=Path(__file__).resolve().parent)
@@ -314,9 +323,13 @@ def main() -> int:
         return 0
     modes = args.modes.split(",")
     variants = [(mode, sys.executable, mode) for mode in modes]
-    if args.base:
+    others: list[tuple[str, str]] = [("base", args.base)] if args.base else []
+    for variant in args.variant:
+        name, _, python = variant.partition("=")
+        others.append((name, python))
+    for name, python in others:
         variants += [
-            (f"{mode} (base)", args.base, mode)
+            (f"{mode} ({name})", python, mode)
             for mode in ("file", "memory")
             if mode in modes
         ]
