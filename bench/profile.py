@@ -15,7 +15,8 @@ against):
   floor         copy_file_range (shutil.copyfile) + fsync: bench/run.py's floor
   floor-wb      copy_file_range in 8 MiB pieces, each followed by
                 sync_file_range(SYNC_FILE_RANGE_WRITE), + fsync: the real floor
-                on Linux (the disk writes while the copy goes on)
+                on Linux (the disk writes while the copy goes on); sendfile
+                where os has no copy_file_range (PyPy 3.9)
   write         the serialized database written at once + fsync: run.py's
                 memory -> file floor
   write-wb      the serialized database written in 1 MiB pieces, write-back
@@ -28,10 +29,12 @@ the child around the copy through perf's control FIFO): on-CPU time per copy
 and its split by library and by function (Debian's libsqlite3 is stripped:
 its time is one line). --base PYTHON adds the modes "file" and "memory" run by
 another interpreter (e.g. a venv with the previous release installed), so
-that before and after run side by side.
+that before and after run side by side; --variant LABEL=PYTHON (repeatable)
+does the same for any number of builds (e.g. one per tuning constant).
 
 Run: python bench/profile.py [--mb 100] [--rounds 7] [--strace] [--perf]
-     [--base /tmp/venv-old/bin/python] [--modes file,memory,floor,...]
+     [--base /tmp/venv-old/bin/python] [--variant wb8=/tmp/wb8/python ...]
+     [--modes file,memory,floor,...]
 """
 
 from __future__ import annotations
@@ -156,7 +159,10 @@ def child(mode: str, src: str, dst: str) -> None:
         fo = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         size, offset = os.fstat(fi).st_size, 0
         while offset < size:
-            offset += os.copy_file_range(fi, fo, PIECE, offset, offset)
+            if hasattr(os, "copy_file_range"):
+                offset += os.copy_file_range(fi, fo, PIECE, offset, offset)
+            else:  # PyPy 3.9: sendfile, the same in-kernel copy
+                offset += os.sendfile(fo, fi, offset, PIECE)
             _writeback(fo)
         os.fsync(fo)
         os.close(fo)
@@ -305,6 +311,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--base", help="another interpreter: its file and memory")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=PYTHON",
+        help="one more interpreter (repeatable): its file and memory",
+    )
     parser.add_argument("--strace", action="store_true")
     parser.add_argument("--perf", action="store_true")
     parser.add_argument("--dir", type=Path, default=Path(__file__).resolve().parent)
@@ -314,9 +327,13 @@ def main() -> int:
         return 0
     modes = args.modes.split(",")
     variants = [(mode, sys.executable, mode) for mode in modes]
-    if args.base:
+    others: list[tuple[str, str]] = [("base", args.base)] if args.base else []
+    for variant in args.variant:
+        name, _, python = variant.partition("=")
+        others.append((name, python))
+    for name, python in others:
         variants += [
-            (f"{mode} (base)", args.base, mode)
+            (f"{mode} ({name})", python, mode)
             for mode in ("file", "memory")
             if mode in modes
         ]

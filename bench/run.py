@@ -1,7 +1,8 @@
 """sqlitebck against every alternative, side by side in one process run.
 
 Contenders take turns on the same work (A B C ... A B C ...), each timed from
-opening its connections to closing them; reported are medians and ratios to
+opening its connections to closing them, the disk catching up (os.sync,
+untimed) after each turn; reported are medians and ratios to
 the stdlib's ``Connection.backup``. Directions: file -> new file, memory ->
 new file, file -> memory; sizes: tiny (2 pages), 1, 10, 100 MB (and 1 GB with
 --large). Also: peak RSS of a file -> file copy of the largest size (each
@@ -272,7 +273,8 @@ def contenders(case: Case, direction: str) -> dict[str, Work]:
 
 
 def measure(works: dict[str, Work], rounds: int, inner: int) -> dict[str, float]:
-    """Median seconds per copy of each contender, taking turns."""
+    """Median seconds per copy of each contender, taking turns, the disk's
+    write-back caught up (os.sync, untimed) after each turn."""
     times: dict[str, list[float]] = {name: [] for name in works}
     names = list(works)
     for r in range(rounds):
@@ -282,6 +284,10 @@ def measure(works: dict[str, Work], rounds: int, inner: int) -> dict[str, float]
             for _ in range(inner):
                 work()
             times[name].append((time.perf_counter() - started) / inner)
+            # Untimed: write back what this contender left dirty (the floor's
+            # shutil.copyfile and the in-memory pages of a 1 GB copy), so
+            # that the next one never waits for it.
+            os.sync()
     return {name: statistics.median(t) for name, t in times.items()}
 
 
