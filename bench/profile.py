@@ -72,19 +72,9 @@ PIECE = 8 << 20
 
 def make_source(path: Path, mb: int) -> None:
     """bench/run.py's database shape, ``mb`` MB of it."""
-    conn = sqlite3.connect(path)
-    conn.execute(
-        "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, value REAL, data BLOB)"
-    )
-    conn.execute(
-        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
-        "WHERE i < ?) INSERT INTO t(name, value, data) "
-        "SELECT hex(randomblob(8)), random() / 7.0, randomblob(200) FROM c",
-        (mb * ROWS_PER_MB,),
-    )
-    conn.execute("CREATE INDEX t_name ON t(name)")
-    conn.commit()
-    conn.close()
+    from run import make_source as make_rows  # bench/ is this script's folder
+
+    make_rows(path, mb * ROWS_PER_MB).close()
 
 
 def _writeback(fd: int) -> None:

@@ -64,26 +64,32 @@ SHELL = shutil.which("sqlite3")
 Work = Callable[[], None]
 
 
+def make_source(path: Path, rows: int) -> sqlite3.Connection:
+    """A database file of ``rows`` rows of a typical shape (a key, a short
+    text, a number, a small blob, and an index on the text), committed;
+    returns its connection. bench/profile.py makes its sources here too."""
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, value REAL, data BLOB)"
+    )
+    conn.execute(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+        "WHERE i < ?) INSERT INTO t(name, value, data) "
+        "SELECT hex(randomblob(8)), random() / 7.0, randomblob(200) FROM c",
+        (rows,),
+    )
+    conn.execute("CREATE INDEX t_name ON t(name)")
+    conn.commit()
+    return conn
+
+
 class Case:
     """One size: its source file, an in-memory copy, and APSW's own copies."""
 
     def __init__(self, tmp: Path, label: str, rows: int) -> None:
         self.label = label
         self.path = tmp / f"src-{label}.db"
-        # Rows of a typical shape: a key, a short text, a number, a small
-        # blob, and an index on the text.
-        conn = sqlite3.connect(self.path)
-        conn.execute(
-            "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, value REAL, data BLOB)"
-        )
-        conn.execute(
-            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
-            "WHERE i < ?) INSERT INTO t(name, value, data) "
-            "SELECT hex(randomblob(8)), random() / 7.0, randomblob(200) FROM c",
-            (rows,),
-        )
-        conn.execute("CREATE INDEX t_name ON t(name)")
-        conn.commit()
+        conn = make_source(self.path, rows)
         self.memory = sqlite3.connect(":memory:")
         conn.backup(self.memory)
         conn.close()
