@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
 import sqlitebck
 from sqlitebck._endpoints import connect
@@ -494,6 +494,9 @@ class Run:
         def progress(status: int, remaining: int, total: int) -> None:
             if status == SQLITE_DONE:
                 self.committed = True
+            if _dropped_interrupts:
+                _dropped_interrupts.clear()
+                raise KeyboardInterrupt  # one Python had to drop (see main)
             if bar is not None:
                 bar(status, remaining, total)
 
@@ -598,6 +601,27 @@ def _demo(args: argparse.Namespace, run: Run) -> int:
         return run.copy()
 
 
+# Ctrl-C that Python had to drop: a KeyboardInterrupt raised inside code it
+# cannot propagate from (the weakref callback that ends an import, say) is
+# only printed, as "Exception ignored". While main() runs, such an interrupt
+# is kept here instead, and raised at the next progress report.
+_dropped_interrupts: list[bool] = []
+
+
+def _keeping_interrupts(
+    hook: Callable[[Any], object],
+) -> Callable[[Any], object]:
+    """``sys.unraisablehook`` ``hook``, except that a dropped Ctrl-C is kept."""
+
+    def unraisable(unraisable: Any) -> object:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            _dropped_interrupts.append(True)
+            return None
+        return hook(unraisable)
+
+    return unraisable
+
+
 def _ignore_interrupts() -> None:
     with contextlib.suppress(ValueError):  # not the main thread
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -607,6 +631,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return its exit code. Run as the program
     (``argv`` None), it ignores Ctrl-C once it has an answer to give."""
     run: Run | None = None
+    unraisablehook = sys.unraisablehook
+    sys.unraisablehook = _keeping_interrupts(unraisablehook)
     try:
         for stream in (sys.stdout, sys.stderr):
             reconfigure = getattr(stream, "reconfigure", None)
@@ -639,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if argv is None:
             _ignore_interrupts()  # exiting: a late Ctrl-C changes nothing
+        sys.unraisablehook = unraisablehook
+        _dropped_interrupts.clear()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from helpers import (
 )
 
 import sqlitebck
+import sqlitebck.cli
 
 
 def test_copy_prints_a_summary(tmp_path: Path) -> None:
@@ -720,3 +721,40 @@ def test_run_from_a_source_checkout_says_why_in_one_line(tmp_path: Path) -> None
             "the `sqlitebck` command, or from another folder, or build in place "
             "with `pip install -e .`"
         )
+
+
+def test_a_ctrl_c_that_python_drops_still_stops_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A KeyboardInterrupt raised where Python cannot propagate it (a weakref
+    callback, as when a Ctrl-C strikes the end of an import) is only printed
+    by Python, as "Exception ignored", and lost: the command keeps it, and
+    stops the copy at its next progress report, DEST left as it was."""
+    import gc
+    import weakref
+
+    source = make_db(tmp_path / "src.db", rows=3000)
+    dest = tmp_path / "new.db"
+
+    class Thing:
+        pass
+
+    def interrupt(ref: object) -> None:
+        raise KeyboardInterrupt
+
+    thing = [Thing()]
+    ref = weakref.ref(thing[0], interrupt)
+    copy = sqlitebck.cli.Run.copy
+
+    def copy_after_a_dropped_interrupt(self: sqlitebck.cli.Run) -> int:
+        thing.clear()  # the callback runs, and Python drops what it raised
+        gc.collect()  # at once on PyPy too
+        return copy(self)
+
+    monkeypatch.setattr(sqlitebck.cli.Run, "copy", copy_after_a_dropped_interrupt)
+    code = sqlitebck.cli.main([str(source), str(dest), "--pages", "5", "-q"])
+    assert ref() is None
+    err = capsys.readouterr().err
+    assert code == 130 and not dest.exists(), err
+    assert "Exception ignored" not in err and "Traceback" not in err
+    assert sqlitebck.cli._dropped_interrupts == []

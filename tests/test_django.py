@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import opened
 
 pytest.importorskip("django")
 pytest.importorskip("dbbackup")
@@ -78,8 +79,14 @@ def live_wal_database(path: Path) -> sqlite3.Connection:
     return live
 
 
-def contents(conn: sqlite3.Connection) -> list[tuple[str]]:
-    return conn.execute("SELECT x FROM t ORDER BY rowid").fetchall()
+def contents(db: sqlite3.Connection | Path) -> list[tuple[str]]:
+    """Rows of t, from a connection, or from a file (opened and closed)."""
+    conn = opened(db)
+    try:
+        return conn.execute("SELECT x FROM t ORDER BY rowid").fetchall()
+    finally:
+        if conn is not db:
+            conn.close()
 
 
 @pytest.mark.parametrize(
@@ -112,7 +119,7 @@ def test_dbrestore_into_a_live_wal_database(
         if naming != "stock" and not compress:
             # One self-contained database file (not in WAL mode), all there.
             assert dump.read_bytes()[18:20] == b"\x01\x01"
-            assert contents(sqlite3.connect(dump)) == backed_up
+            assert contents(dump) == backed_up
 
         live.execute("UPDATE t SET x = 'changed after'")
         live.execute("INSERT INTO t VALUES ('added after')")
@@ -126,7 +133,7 @@ def test_dbrestore_into_a_live_wal_database(
             # good once the last connection checkpoints on closing.
             assert contents(live) == changed
             live.close()
-            assert contents(sqlite3.connect(db)) == changed
+            assert contents(db) == changed
             return
         # Through the connection that stayed open, and a new one.
         assert contents(live) == backed_up

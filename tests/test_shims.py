@@ -263,6 +263,7 @@ def test_large_new_files_leave_no_descriptor(tmp_path: Path, shims: bool) -> Non
     sqlitebck.copy(source, tmp_path / "new.db")
     sqlitebck.copy(memory, tmp_path / "from-memory.db", pages=300)
     assert open_fds() == before
+    memory.close()
     for name in ("new.db", "from-memory.db"):
         assert integrity(tmp_path / name) == "ok"
         assert dump(tmp_path / name) == expected
