@@ -651,7 +651,8 @@ def main(argv: list[str] | None = None) -> int:
         run = Run(args)
         return _demo(args, run) if args.demo else run.copy()
     except KeyboardInterrupt:
-        _ignore_interrupts()  # no second Ctrl-C cuts the answer short
+        if argv is None:
+            _ignore_interrupts()  # no second Ctrl-C cuts the answer short
         if run is None:
             print("sqlitebck: interrupted; nothing was copied", file=sys.stderr)
             return EXIT_INTERRUPTED

@@ -752,7 +752,10 @@ def test_a_ctrl_c_that_python_drops_still_stops_the_copy(
         return copy(self)
 
     monkeypatch.setattr(sqlitebck.cli.Run, "copy", copy_after_a_dropped_interrupt)
+    handler = signal.getsignal(signal.SIGINT)
     code = sqlitebck.cli.main([str(source), str(dest), "--pages", "5", "-q"])
+    # Called with arguments (not as the program), it leaves Ctrl-C alone.
+    assert signal.getsignal(signal.SIGINT) is handler
     assert ref() is None
     err = capsys.readouterr().err
     assert code == 130 and not dest.exists(), err
