@@ -824,7 +824,13 @@ def test_a_source_authorizer_that_closes_the_destination(how: str) -> None:
     child = python(with_args(CLOSE_DURING_GUARD, how))
     out, err = child.communicate(timeout=60)
     assert child.returncode == 0, err  # not a crash
-    assert out.strip() == "ProgrammingError Cannot operate on a closed database.", out
+    out = out.strip()
+    if PYPY and out.endswith("not authorized"):
+        # PyPy's close() fails while the copy's guard statement is prepared
+        # on the destination: the authorizer raised, so SQLite refused.
+        assert out.startswith("DatabaseError could not prepare"), out
+        return
+    assert out == "ProgrammingError Cannot operate on a closed database.", out
 
 
 # A child whose two threads copy X over Y and Y over X, again and again, at

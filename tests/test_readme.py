@@ -102,7 +102,7 @@ def test_the_backup_job_and_the_restore_as_cron_runs_them(tmp_path: Path) -> Non
     app = tmp_path / "srv" / "app" / "app.db"
     app.parent.mkdir(parents=True)
     conn = sqlite3.connect(app)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA journal_mode=WAL").fetchone()  # its statement done
     conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v)")
     conn.executemany("INSERT INTO t(v) VALUES (?)", [(i,) for i in range(100)])
     conn.commit()
