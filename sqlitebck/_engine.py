@@ -458,6 +458,9 @@ def copy_connections(
     src, dst = refs(source, sb, dest, db)
     try:
         job = _spare_jobs.pop()
+        # Its last copy committed; this one has not begun. (An interrupt
+        # before the C call below must not read "committed" from the last.)
+        job.counts.committed = 0
     except IndexError:
         job = Job()
     c = job.c
