@@ -17,7 +17,20 @@ from helpers import integrity, rows
 
 README = Path(__file__).parent.parent / "README.md"
 # What cron gives a job: no environment but a short PATH.
-CRON = ["env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-ec"]
+# cron's bare environment; a sanitizer's settings, when the suite runs under
+# one (the nox asan session), are the test harness's and go along.
+CRON = [
+    "env",
+    "-i",
+    "PATH=/usr/bin:/bin",
+    *(
+        f"{name}={os.environ[name]}"
+        for name in ("LD_PRELOAD", "ASAN_OPTIONS")
+        if name in os.environ
+    ),
+    "/bin/sh",
+    "-ec",
+]
 
 
 def blocks(language: str) -> list[str]:
