@@ -14,6 +14,7 @@ session elsewhere (``--error-on-missing-interpreters`` makes it an error).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import zipfile
@@ -276,7 +277,13 @@ def dist(session: nox.Session) -> None:
     wheels = sorted(WHEELHOUSE.glob("*.whl"))
     session.run("twine", "check", *map(str, DIST.glob("*.tar.gz")), *map(str, wheels))
     for wheel in wheels:
-        bundled = [n for n in zipfile.ZipFile(wheel).namelist() if "sqlite3" in n]
+        # A shared library of SQLite's (libsqlite3.so.0, sqlite3.dll, ...),
+        # not a Python module named after it (sqlitebck/django/sqlite3/).
+        bundled = [
+            n
+            for n in zipfile.ZipFile(wheel).namelist()
+            if re.search(r"sqlite3[^/]*\.(so(\.\d+)*|dylib|dll)$", n)
+        ]
         if bundled:
             session.error(f"{wheel.name} bundles a SQLite library: {bundled}")
     tmp = fresh_tmp(session)
