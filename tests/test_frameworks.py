@@ -416,6 +416,10 @@ def run_django_tests(folder: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Django forks its workers here")
+# Two whole Django test runs, each bounded by its own 300 s: on a loaded CI
+# machine (the emulated sessions run beside this one) the suite's 120 s per
+# test is too short for them.
+@pytest.mark.timeout(700)
 @pytest.mark.parametrize("shipped", [False, True])
 def test_django_parallel_tests_with_a_wal_database(
     tmp_path: Path, shipped: bool
